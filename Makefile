@@ -1,0 +1,27 @@
+# Trestle: build, test and install the CNI plugins.
+CNI_BIN_DIR ?= /opt/cni/bin
+CNI_CONF_DIR ?= /etc/cni/net.d
+DESTDIR ?=
+SOURCES := $(shell find src -name '*.ts') scripts/build.mjs package.json
+
+.PHONY: build test typecheck clean
+
+build: dist/.built
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+dist/.built: node_modules/.package-lock.json $(SOURCES)
+	node scripts/build.mjs
+	@touch $@
+
+typecheck: node_modules/.package-lock.json
+	npx --no-install tsc --noEmit -p .
+
+# Runs every test; most need root (network namespaces) and the packages .ci/run installs.
+test: build typecheck
+	node scripts/run-tests.mjs $(TESTS)
+
+clean:
+	rm -rf dist

@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { configVersion, parseJsonObject, parseNetConf, type NetConf } from './config.js';
+import { parseInvocation, parseCommand, type Invocation } from './env.js';
+import { CniError, ErrorCode, toErrorJson } from './errors.js';
+import { formatResult, type Result } from './result.js';
+import { latestVersion, versionAtLeast, versionInfo } from './version.js';
+
+export interface PluginContext {
+  invocation: Invocation;
+  config: NetConf;
+}
+
+// What a plugin implements; the skeleton owns reading, validating, versions and output.
+export interface Plugin {
+  add(context: PluginContext): Promise<Result>;
+  del(context: PluginContext): Promise<void>;
+  check(context: PluginContext): Promise<void>;
+  status(context: PluginContext): Promise<void>;
+  gc(context: PluginContext): Promise<void>;
+}
+
+// Commands newer than the first spec versions; older configurations may not ask for them.
+const minimumVersion: Partial<Record<Invocation['command'], string>> = {
+  CHECK: '0.4.0',
+  STATUS: '1.1.0',
+  GC: '1.1.0',
+};
+
+function readStdin(): Buffer {
+  try {
+    return readFileSync(0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EAGAIN' || (error as NodeJS.ErrnoException).code === 'EOF') return Buffer.alloc(0);
+    throw new CniError(ErrorCode.IoFailure, `cannot read the configuration from stdin: ${(error as Error).message}`);
+  }
+}
+
+function versionOfBytes(bytes: Buffer): string | undefined {
+  try {
+    return configVersion(parseJsonObject(bytes, 'configuration'));
+  } catch {
+    return undefined;
+  }
+}
+
+async function dispatch(plugin: Plugin, stdin: Buffer): Promise<unknown> {
+  const command = parseCommand(process.env['CNI_COMMAND']);
+  if (command === 'VERSION') {
+    return versionInfo(stdin.length > 0 ? versionOfBytes(stdin) : undefined);
+  }
+  const invocation = parseInvocation(process.env);
+  const config = parseNetConf(stdin);
+  const minimum = minimumVersion[command];
+  if (minimum !== undefined && !versionAtLeast(config.cniVersion, minimum)) {
+    throw new CniError(ErrorCode.IncompatibleVersion, `configuration version ${config.cniVersion} does not allow ${command} (needs ${minimum} or later)`);
+  }
+  const context: PluginContext = { invocation, config };
+  switch (command) {
+    case 'ADD':
+      return formatResult(await plugin.add(context), config.cniVersion);
+    case 'DEL':
+      await plugin.del(context);
+      return undefined;
+    case 'CHECK':
+      await plugin.check(context);
+      return undefined;
+    case 'STATUS':
+      await plugin.status(context);
+      return undefined;
+    case 'GC':
+      await plugin.gc(context);
+      return undefined;
+  }
+}
+
+function asCniError(error: unknown): CniError {
+  if (error instanceof CniError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new CniError(ErrorCode.Internal, `internal error: ${message}`);
+}
+
+// Runs one CNI invocation and exits. Only JSON reaches stdout; a stack trace, if
+// any, goes to stderr where the runtime logs it.
+export async function runPlugin(plugin: Plugin): Promise<never> {
+  const stdin = readStdin();
+  try {
+    const output = await dispatch(plugin, stdin);
+    if (output !== undefined) process.stdout.write(`${JSON.stringify(output)}\n`);
+    process.exitCode = 0;
+  } catch (error) {
+    const cniError = asCniError(error);
+    if (!(error instanceof CniError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    process.stdout.write(`${JSON.stringify(toErrorJson(cniError, versionOfBytes(stdin) ?? latestVersion))}\n`);
+    process.exitCode = 1;
+  }
+  // Flushing stdout before exiting matters when it is a pipe.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit();
+}

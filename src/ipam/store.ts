@@ -1,0 +1,24 @@
+// What the allocator needs from persistence; the disk store is one implementation.
+export interface Reservation {
+  ip: string;
+  containerId: string;
+  ifname: string;
+}
+
+export interface Store {
+  // Runs `work` while holding the store's lock, so that no two processes of ours
+  // allocate at the same time.
+  withLock<T>(work: () => T | Promise<T>): Promise<T>;
+  // Atomically claims `ip`; false when it is already taken.
+  reserve(ip: string, containerId: string, ifname: string, rangeSetIndex: number): boolean;
+  lastReserved(rangeSetIndex: number): string | undefined;
+  list(): Reservation[];
+  release(ip: string): void;
+  // Fails when the store cannot be written (STATUS).
+  probeWritable(): void;
+}
+
+export function ownedBy(reservation: Reservation, containerId: string, ifname: string): boolean {
+  // Entries written by old host-local versions hold only the container ID.
+  return reservation.containerId === containerId && (reservation.ifname === ifname || reservation.ifname === '');
+}

@@ -1,0 +1,116 @@
+// Sandboxes for tests that touch the kernel: a "node" network namespace where the
+// plugins run, container namespaces, and optionally a "LAN" namespace playing the
+// outside world. Every name is unique per sandbox and everything is removed in
+// teardown, even when the test failed. Nothing here configures the root namespace.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { ChainRunner, type Attachment, type ConfList } from '../../src/runtime/chain.js';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const trestleBin = join(repoRoot, 'bin');
+export const referenceBin = '/usr/lib/cni';
+
+// The classic recipe's LAN: it exists only inside the sandbox.
+export const lan = { nodeAddress: '192.168.1.10', hostAddress: '192.168.1.20', prefix: 24 } as const;
+
+export interface Teardownable {
+  teardown(fn: () => unknown): void;
+}
+
+export class Sandbox {
+  readonly id = randomBytes(3).toString('hex');
+  readonly node = `trn-${this.id}`;
+  readonly nodePath = `/run/netns/${this.node}`;
+  readonly dir = mkdtempSync(join(tmpdir(), `trestle-${this.id}-`));
+  readonly dataDir = join(this.dir, 'ipam');
+  readonly stateDir = join(this.dir, 'state');
+  readonly lanNs = `trl-${this.id}`;
+  private readonly namespaces: string[] = [];
+  private readonly processes: ResultPromise[] = [];
+  private containerCount = 0;
+
+  static async create(t?: Teardownable): Promise<Sandbox> {
+    const sandbox = new Sandbox();
+    t?.teardown(() => sandbox.destroy());
+    await sandbox.addNamespace(sandbox.node);
+    await sandbox.inNode('ip', ['link', 'set', 'lo', 'up']);
+    return sandbox;
+  }
+
+  private async addNamespace(name: string): Promise<void> {
+    this.namespaces.push(name);
+    await execa('ip', ['netns', 'add', name]);
+  }
+
+  // Runs a command inside a namespace of this sandbox.
+  exec(namespace: string, file: string, args: readonly string[] = [], options: { input?: string; reject?: boolean; env?: Record<string, string> } = {}) {
+    return execa('ip', ['netns', 'exec', namespace, file, ...args], { input: options.input ?? '', reject: options.reject ?? true, env: options.env });
+  }
+
+  inNode(file: string, args: readonly string[] = [], options: { input?: string; reject?: boolean } = {}) {
+    return this.exec(this.node, file, args, options);
+  }
+
+  // A new, empty container namespace; returns its name and path.
+  async addContainer(): Promise<{ name: string; path: string; id: string }> {
+    this.containerCount += 1;
+    const name = `trc-${this.id}-${this.containerCount}`;
+    await this.addNamespace(name);
+    return { name, path: `/run/netns/${name}`, id: `ctr-${this.id}-${this.containerCount}` };
+  }
+
+  // The "LAN": a neighbour of the node on a veth that plays the node's uplink.
+  async addLan(): Promise<void> {
+    await this.addNamespace(this.lanNs);
+    const batch = [
+      `link add uplink0 type veth peer name lan0 netns ${this.lanNs}`,
+      `addr add ${lan.nodeAddress}/${lan.prefix} dev uplink0`,
+      'link set uplink0 up',
+    ].join('\n');
+    await this.inNode('ip', ['-batch', '-'], { input: `${batch}\n` });
+    await this.exec(this.lanNs, 'ip', ['-batch', '-'], {
+      input: ['link set lo up', `addr add ${lan.hostAddress}/${lan.prefix} dev lan0`, 'link set lan0 up'].join('\n') + '\n',
+    });
+  }
+
+  // Starts a long-running process in a namespace; it is ended, by PID, in teardown.
+  spawn(namespace: string, file: string, args: readonly string[] = []): ResultPromise {
+    const child = execa('ip', ['netns', 'exec', namespace, file, ...args], { reject: false, stdin: 'ignore' });
+    this.processes.push(child);
+    return child;
+  }
+
+  runner(pluginDirs: string[] = [trestleBin, referenceBin]): ChainRunner {
+    return new ChainRunner({ pluginDirs, wrapper: ['nsenter', `--net=${this.nodePath}`] });
+  }
+
+  attachment(container: { path: string; id: string }, extra: Partial<Attachment> = {}): Attachment {
+    return { containerId: container.id, netns: container.path, ifname: 'eth0', ...extra };
+  }
+
+  // A conflist whose state lives in this sandbox's directory.
+  conflist(plugins: Array<Record<string, unknown>>, cniVersion = '1.1.0'): ConfList {
+    return { cniVersion, name: `net-${this.id}`, plugins };
+  }
+
+  async destroy(): Promise<void> {
+    for (const child of this.processes) {
+      if (child.pid !== undefined && child.exitCode === null) {
+        try {
+          process.kill(child.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+    await Promise.allSettled(this.processes);
+    for (const name of this.namespaces.reverse()) {
+      await execa('ip', ['netns', 'del', name], { reject: false });
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
