@@ -1,26 +1,4 @@
-import { checkKnownArgs } from '../../cni/args.js';
-import { CniError, ErrorCode } from '../../cni/errors.js';
-import { runPlugin, type PluginContext } from '../../cni/skel.js';
-import { parseHostLocalConfig } from '../../ipam/host-local-config.js';
-import { allocateAddresses, checkAddresses, collectGarbage, releaseAddresses, storeStatus } from '../../ipam/host-local.js';
-import { ipamArgKeys } from '../../ipam/args.js';
+import { runPlugin } from '../../cni/skel.js';
+import { hostLocalPlugin } from './plugin.js';
 
-function configOf({ config, invocation }: PluginContext) {
-  checkKnownArgs(invocation.args, ipamArgKeys);
-  return parseHostLocalConfig(config, invocation.args);
-}
-
-await runPlugin({
-  add: async (context) => allocateAddresses(configOf(context), context.invocation.containerId, context.invocation.ifname),
-  del: async (context) => releaseAddresses(configOf(context), context.invocation.containerId, context.invocation.ifname),
-  check: async (context) => {
-    const expected = (context.config.prevResult?.ips ?? []).map((ip) => ip.address.split('/')[0] as string);
-    checkAddresses(configOf(context), context.invocation.containerId, context.invocation.ifname, expected);
-  },
-  status: async (context) => storeStatus(configOf(context)),
-  gc: async (context) => {
-    const valid = context.config.validAttachments;
-    if (!valid) throw new CniError(ErrorCode.InvalidConfig, 'GC needs "cni.dev/valid-attachments" in the configuration');
-    await collectGarbage(configOf(context), valid);
-  },
-});
+await runPlugin(hostLocalPlugin);

@@ -1,4 +1,4 @@
-// Sandboxes for tests that touch the kernel: a "node" network namespace where the
+// Sandboxes for tests, the demo and benchmarks: a "node" network namespace where the
 // plugins run, container namespaces, and optionally a "LAN" namespace playing the
 // outside world. Every name is unique per sandbox and everything is removed in
 // teardown, even when the test failed. Nothing here configures the root namespace.
@@ -8,10 +8,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
-import { ChainRunner, type Attachment, type ConfList } from '../../src/runtime/chain.js';
+import { ChainRunner, type Attachment, type ConfList } from '../runtime/chain.js';
 
+// The sandbox is used from src/ (tests) and from dist/ (the bundled CLI); both sit one
+// level below the repository root.
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const trestleBin = join(repoRoot, 'bin');
+export const trestleBin = process.env['TRESTLE_BIN_DIR'] ?? join(repoRoot, 'bin');
 export const referenceBin = '/usr/lib/cni';
 
 // The classic recipe's LAN: it exists only inside the sandbox.
