@@ -13,14 +13,21 @@ export interface PortMapping {
   protocol: 'tcp' | 'udp' | 'sctp';
 }
 
+// One element of a shared nft set or map: `element` as added (with its value for a
+// map), `key` as it is deleted.
+export interface RuleElement {
+  set: string;
+  element: string;
+  key: string;
+}
+
 // Everything one attachment (network, container ID, ifname) owns in the ruleset,
 // kept so that DEL removes exactly that, even with the netns gone and no prevResult.
 export interface AttachmentRules {
   network: string;
   containerId: string;
   ifname: string;
-  // nft element specs, each "<set or map name> <element text>", as added.
-  elements: string[];
+  elements: RuleElement[];
   masquerade: string[];
   portMappings: PortMapping[];
 }

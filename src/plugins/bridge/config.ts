@@ -1,0 +1,105 @@
+import { checkKnownArgs } from '../../cni/args.js';
+import { isJsonObject, type NetConf } from '../../cni/config.js';
+import { CniError, ErrorCode } from '../../cni/errors.js';
+import type { Invocation } from '../../cni/env.js';
+import { validateInterfaceName } from '../../cni/validate.js';
+import { defaultStateDir } from '../../firewall/state.js';
+import { isValidMac } from '../../host/links.js';
+import { ipamArgKeys } from '../../ipam/args.js';
+
+export interface BridgeConfig {
+  bridge: string;
+  isGateway: boolean;
+  isDefaultGateway: boolean;
+  forceAddress: boolean;
+  ipMasq: boolean;
+  mtu?: number;
+  hairpinMode: boolean;
+  promiscMode: boolean;
+  enableDad: boolean;
+  disableContainerInterface: boolean;
+  portIsolation: boolean;
+  mac?: string;
+  stateDir: string;
+}
+
+export const defaultBridgeName = 'cni0';
+
+function invalid(message: string): CniError {
+  return new CniError(ErrorCode.InvalidConfig, message);
+}
+
+function flag(raw: Record<string, unknown>, key: string): boolean {
+  const value = raw[key];
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw invalid(`"${key}" must be true or false`);
+  return value;
+}
+
+// Keys of the reference bridge that Trestle does not implement: refused by name,
+// never silently ignored.
+function rejectUnsupported(raw: Record<string, unknown>): void {
+  const unsupported: string[] = [];
+  if (raw['vlan'] !== undefined && raw['vlan'] !== 0) unsupported.push('vlan');
+  if (Array.isArray(raw['vlanTrunk']) && raw['vlanTrunk'].length > 0) unsupported.push('vlanTrunk');
+  if (raw['preserveDefaultVlan'] === true) unsupported.push('preserveDefaultVlan');
+  if (raw['macspoofchk'] === true) unsupported.push('macspoofchk');
+  if (raw['ipMasqBackend'] !== undefined && raw['ipMasqBackend'] !== 'nftables') unsupported.push(`ipMasqBackend "${String(raw['ipMasqBackend'])}" (only "nftables")`);
+  if (unsupported.length > 0) {
+    throw new CniError(ErrorCode.UnsupportedField, `trestle-bridge does not support ${unsupported.join(', ')}`);
+  }
+}
+
+// The container MAC, from the three places runtimes put it (mac capability first).
+function requestedMac(conf: NetConf, invocation: Invocation): string | undefined {
+  const cni = conf.args['cni'];
+  const candidates: Array<[string, unknown]> = [
+    ['runtimeConfig.mac', conf.runtimeConfig['mac']],
+    ['args.cni.mac', isJsonObject(cni) ? cni['mac'] : undefined],
+    ['CNI_ARGS MAC', invocation.args.get('MAC')],
+  ];
+  for (const [where, value] of candidates) {
+    if (value === undefined || value === '') continue;
+    if (typeof value !== 'string' || !isValidMac(value)) throw invalid(`${where}: ${JSON.stringify(value)} is not a unicast MAC address like 02:42:ac:11:00:02`);
+    return value.toLowerCase();
+  }
+  return undefined;
+}
+
+export function parseBridgeConfig(conf: NetConf, invocation: Invocation): BridgeConfig {
+  const raw = conf.raw;
+  rejectUnsupported(raw);
+  checkKnownArgs(invocation.args, [...ipamArgKeys, 'MAC']);
+  const bridge = raw['bridge'] ?? defaultBridgeName;
+  if (typeof bridge !== 'string') throw invalid('"bridge" must be an interface name');
+  validateInterfaceName(bridge, '"bridge"', ErrorCode.InvalidConfig);
+  const isDefaultGateway = flag(raw, 'isDefaultGateway');
+  const config: BridgeConfig = {
+    bridge,
+    // A default gateway must be a gateway, as in the reference plugin.
+    isGateway: flag(raw, 'isGateway') || isDefaultGateway,
+    isDefaultGateway,
+    forceAddress: flag(raw, 'forceAddress'),
+    ipMasq: flag(raw, 'ipMasq'),
+    hairpinMode: flag(raw, 'hairpinMode'),
+    promiscMode: flag(raw, 'promiscMode'),
+    enableDad: flag(raw, 'enabledad'),
+    disableContainerInterface: flag(raw, 'disableContainerInterface'),
+    portIsolation: flag(raw, 'portIsolation'),
+    stateDir: defaultStateDir,
+  };
+  const mtu = raw['mtu'];
+  if (mtu !== undefined && mtu !== null && mtu !== 0) {
+    if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw invalid('"mtu" must be an integer from 68 to 65535');
+    config.mtu = mtu;
+  }
+  const stateDir = raw['stateDir'];
+  if (stateDir !== undefined) {
+    if (typeof stateDir !== 'string' || !stateDir.startsWith('/')) throw invalid('"stateDir" must be an absolute path');
+    config.stateDir = stateDir;
+  }
+  const mac = requestedMac(conf, invocation);
+  if (mac !== undefined) config.mac = mac;
+  if (!conf.ipam) throw invalid('network configuration has no "ipam" section: trestle-bridge needs an IPAM plugin for addresses');
+  return config;
+}

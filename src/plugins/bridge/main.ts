@@ -1,0 +1,4 @@
+import { runPlugin } from '../../cni/skel.js';
+import { bridgePlugin } from './plugin.js';
+
+await runPlugin(bridgePlugin);
