@@ -17,7 +17,14 @@ export const trestleBin = process.env['TRESTLE_BIN_DIR'] ?? join(repoRoot, 'bin'
 export const referenceBin = '/usr/lib/cni';
 
 // The classic recipe's LAN: it exists only inside the sandbox.
-export const lan = { nodeAddress: '192.168.1.10', hostAddress: '192.168.1.20', prefix: 24 } as const;
+export const lan = {
+  nodeAddress: '192.168.1.10',
+  hostAddress: '192.168.1.20',
+  prefix: 24,
+  nodeAddress6: 'fd00:1::10',
+  hostAddress6: 'fd00:1::20',
+  prefix6: 64,
+} as const;
 
 export interface Teardownable {
   teardown(fn: () => unknown): void;
@@ -60,9 +67,10 @@ export class Sandbox {
   // A new, empty container namespace; returns its name and path.
   async addContainer(): Promise<{ name: string; path: string; id: string }> {
     this.containerCount += 1;
-    const name = `trc-${this.id}-${this.containerCount}`;
+    const number = this.containerCount;
+    const name = `trc-${this.id}-${number}`;
     await this.addNamespace(name);
-    return { name, path: `/run/netns/${name}`, id: `ctr-${this.id}-${this.containerCount}` };
+    return { name, path: `/run/netns/${name}`, id: `ctr-${this.id}-${number}` };
   }
 
   // The "LAN": a neighbour of the node on a veth that plays the node's uplink.
@@ -71,11 +79,12 @@ export class Sandbox {
     const batch = [
       `link add uplink0 type veth peer name lan0 netns ${this.lanNs}`,
       `addr add ${lan.nodeAddress}/${lan.prefix} dev uplink0`,
+      `addr add ${lan.nodeAddress6}/${lan.prefix6} dev uplink0 nodad`,
       'link set uplink0 up',
     ].join('\n');
     await this.inNode('ip', ['-batch', '-'], { input: `${batch}\n` });
     await this.exec(this.lanNs, 'ip', ['-batch', '-'], {
-      input: ['link set lo up', `addr add ${lan.hostAddress}/${lan.prefix} dev lan0`, 'link set lan0 up'].join('\n') + '\n',
+      input: ['link set lo up', `addr add ${lan.hostAddress}/${lan.prefix} dev lan0`, `addr add ${lan.hostAddress6}/${lan.prefix6} dev lan0 nodad`, 'link set lan0 up'].join('\n') + '\n',
     });
   }
 

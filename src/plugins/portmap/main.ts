@@ -1,0 +1,4 @@
+import { runPlugin } from '../../cni/skel.js';
+import { portmapPlugin } from './plugin.js';
+
+await runPlugin(portmapPlugin);

@@ -1,0 +1,81 @@
+import { CniError, ErrorCode } from '../../cni/errors.js';
+import type { Result } from '../../cni/result.js';
+import type { Plugin, PluginContext } from '../../cni/skel.js';
+import { MissingRulesError, PortConflictError, type Owner } from '../../firewall/firewall.js';
+import { NftablesFirewall } from '../../firewall/nftables.js';
+import { HostError } from '../../host/errors.js';
+import { execFile } from '../../util/exec.js';
+import { containerAddresses, expandMappings, parsePortmapConfig } from './config.js';
+
+function ownerOf(context: PluginContext): Owner {
+  return { network: context.config.name, containerId: context.invocation.containerId, ifname: context.invocation.ifname };
+}
+
+function translate(error: unknown): never {
+  if (error instanceof PortConflictError) throw new CniError(ErrorCode.HostPortConflict, error.message);
+  if (error instanceof MissingRulesError) throw new CniError(ErrorCode.CheckFailed, error.message);
+  if (error instanceof HostError) throw new CniError(ErrorCode.HostCommandFailed, error.message);
+  throw error;
+}
+
+function warn(warnings: readonly string[]): void {
+  for (const warning of warnings) process.stderr.write(`trestle-portmap: ${warning}\n`);
+}
+
+// A chained plugin: it adds host port mappings for the addresses the previous
+// plugin gave the container and passes the previous result on unchanged.
+async function add(context: PluginContext): Promise<Result> {
+  const config = parsePortmapConfig(context.config);
+  const previous = context.config.prevResult;
+  if (!previous) throw new CniError(ErrorCode.InvalidConfig, 'trestle-portmap must be chained after a plugin that assigns addresses (no prevResult)');
+  if (config.mappings.length === 0) return previous;
+  const container = containerAddresses(previous);
+  const mappings = expandMappings(config.mappings, container);
+  if (mappings.length === 0) throw new CniError(ErrorCode.InvalidConfig, 'no container address matches the family of any requested port mapping');
+  const options: Parameters<NftablesFirewall['addPortMappings']>[2] = { snat: config.snat, hairpinSubnets: container.subnets };
+  if (container.hostInterface !== undefined) options.hostInterface = container.hostInterface;
+  try {
+    warn(new NftablesFirewall(config.stateDir).addPortMappings(ownerOf(context), mappings, options));
+  } catch (error) {
+    translate(error);
+  }
+  return previous;
+}
+
+export const portmapPlugin: Plugin = {
+  add,
+  del: async (context) => {
+    const config = parsePortmapConfig(context.config);
+    try {
+      warn(new NftablesFirewall(config.stateDir).removePortMappings(ownerOf(context)));
+    } catch (error) {
+      translate(error);
+    }
+  },
+  check: async (context) => {
+    const config = parsePortmapConfig(context.config);
+    if (!context.config.prevResult) throw new CniError(ErrorCode.InvalidConfig, 'CHECK needs the ADD result as "prevResult"');
+    if (config.mappings.length === 0) return;
+    try {
+      new NftablesFirewall(config.stateDir).checkPortMappings(ownerOf(context));
+    } catch (error) {
+      translate(error);
+    }
+  },
+  status: async (context) => {
+    parsePortmapConfig(context.config);
+    const outcome = execFile('nft', ['--version']);
+    if (outcome.spawnError || outcome.status !== 0) throw new CniError(ErrorCode.PluginNotAvailable, 'nft (nftables) is not available on this node');
+  },
+  gc: async (context) => {
+    const config = parsePortmapConfig(context.config);
+    const valid = context.config.validAttachments;
+    if (!valid) throw new CniError(ErrorCode.InvalidConfig, 'GC needs "cni.dev/valid-attachments" in the configuration');
+    const network = context.config.name;
+    try {
+      new NftablesFirewall(config.stateDir).collectGarbage(network, 'portmap', valid.map((entry) => ({ network, ...entry })));
+    } catch (error) {
+      translate(error);
+    }
+  },
+};
