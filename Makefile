@@ -4,7 +4,7 @@ CNI_CONF_DIR ?= /etc/cni/net.d
 DESTDIR ?=
 SOURCES := $(shell find src -name '*.ts') scripts/build.mjs package.json
 
-.PHONY: build test typecheck clean
+.PHONY: build test typecheck clean demo deps test-deps
 
 build: dist/.built
 
@@ -19,8 +19,18 @@ dist/.built: node_modules/.package-lock.json $(SOURCES)
 typecheck: node_modules/.package-lock.json
 	npx --no-install tsc --noEmit -p .
 
+deps:
+	scripts/install-deps.sh
+
+test-deps:
+	scripts/install-deps.sh --tests
+
+# Shows Trestle's main job in a sandbox of network namespaces (needs root).
+demo: deps build
+	bin/trestle demo
+
 # Runs every test; most need root (network namespaces) and the packages .ci/run installs.
-test: build typecheck
+test: test-deps build typecheck
 	node scripts/run-tests.mjs $(TESTS)
 
 clean:

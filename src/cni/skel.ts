@@ -43,7 +43,9 @@ function versionOfBytes(bytes: Buffer): string | undefined {
   }
 }
 
-async function dispatch(plugin: Plugin, stdin: Buffer): Promise<unknown> {
+export type PluginSource = Plugin | (() => Promise<Plugin>);
+
+async function dispatch(source: PluginSource, stdin: Buffer): Promise<unknown> {
   const command = parseCommand(process.env['CNI_COMMAND']);
   if (command === 'VERSION') {
     return versionInfo(stdin.length > 0 ? versionOfBytes(stdin) : undefined);
@@ -55,6 +57,7 @@ async function dispatch(plugin: Plugin, stdin: Buffer): Promise<unknown> {
     throw new CniError(ErrorCode.IncompatibleVersion, `configuration version ${config.cniVersion} does not allow ${command} (needs ${minimum} or later)`);
   }
   const context: PluginContext = { invocation, config };
+  const plugin = typeof source === 'function' ? await source() : source;
   switch (command) {
     case 'ADD':
       return formatResult(await plugin.add(context), config.cniVersion);
@@ -81,10 +84,10 @@ function asCniError(error: unknown): CniError {
 
 // Runs one CNI invocation and exits. Only JSON reaches stdout; a stack trace, if
 // any, goes to stderr where the runtime logs it.
-export async function runPlugin(plugin: Plugin): Promise<never> {
+export async function runPlugin(source: PluginSource): Promise<never> {
   const stdin = readStdin();
   try {
-    const output = await dispatch(plugin, stdin);
+    const output = await dispatch(source, stdin);
     if (output !== undefined) process.stdout.write(`${JSON.stringify(output)}\n`);
     process.exitCode = 0;
   } catch (error) {

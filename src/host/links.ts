@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { ipJson, type IpOperation } from './ip.js';
 
 export interface LinkAddress {
@@ -70,6 +70,19 @@ const macPattern = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 export function isValidMac(mac: string): boolean {
   return macPattern.test(mac) && (parseInt(mac.slice(0, 2), 16) & 1) === 0;
+}
+
+// Read from /dev/urandom rather than node:crypto, whose loading costs a plugin
+// ~1.5 ms of start-up for six bytes.
+function randomBytes(count: number): Buffer {
+  const bytes = Buffer.alloc(count);
+  const fd = openSync('/dev/urandom', 'r');
+  try {
+    readSync(fd, bytes, 0, count, null);
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
 }
 
 // A random unicast, locally administered MAC. Choosing MACs ourselves means the ADD

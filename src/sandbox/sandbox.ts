@@ -3,16 +3,25 @@
 // outside world. Every name is unique per sandbox and everything is removed in
 // teardown, even when the test failed. Nothing here configures the root namespace.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { ChainRunner, type Attachment, type ConfList } from '../runtime/chain.js';
 
-// The sandbox is used from src/ (tests) and from dist/ (the bundled CLI); both sit one
-// level below the repository root.
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+// The sandbox runs from src/sandbox/ (tests) and from dist/ (the bundled CLI): the
+// repository is the nearest directory above with a package.json.
+function findRepoRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return resolve(start, '..');
+  }
+}
+
+// Bundled as CommonJS (dist/), import.meta is empty and __filename is the bundle.
+const thisFile = typeof __filename === 'string' ? __filename : fileURLToPath(import.meta.url);
+export const repoRoot = findRepoRoot(dirname(thisFile));
 export const trestleBin = process.env['TRESTLE_BIN_DIR'] ?? join(repoRoot, 'bin');
 export const referenceBin = '/usr/lib/cni';
 

@@ -1,4 +1,5 @@
 import { runPlugin } from '../../cni/skel.js';
-import { bridgePlugin } from './plugin.js';
 
-await runPlugin(bridgePlugin);
+// The implementation loads only for commands that need it: VERSION, which runtimes
+// call on every plugin they load, answers from the protocol layer alone.
+void runPlugin(() => import('./plugin.js').then((module) => module.bridgePlugin));

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Trestle's demo and tests use, only those missing.
+#   scripts/install-deps.sh           what the plugins and the demo need
+#   scripts/install-deps.sh --tests   also the reference plugins and real runtimes
+set -euo pipefail
+
+packages=(iproute2 nftables conntrack util-linux busybox-static)
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(containernetworking-plugins iptables)
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing packages: ${missing[*]} (run as root, or: apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
