@@ -3,7 +3,7 @@ import type { PluginContext } from '../cni/skel.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
 import type { Result } from '../cni/result.js';
 import { parseHostLocalConfig } from './host-local-config.js';
-import { allocateAddresses, checkAddresses, collectGarbage, releaseAddresses, storeStatus } from './host-local.js';
+import { addressesIn, allocateAddresses, checkAddresses, collectGarbage, releaseAddresses, storeStatus } from './host-local.js';
 
 // The IPAM plugin named by ipam.type, as a main plugin sees it.
 export interface IpamClient {
@@ -27,7 +27,7 @@ export function ipamClient(context: PluginContext): IpamClient {
     const { containerId, ifname } = invocation;
     return {
       add: () => allocateAddresses(hostLocal(), containerId, ifname),
-      del: () => releaseAddresses(hostLocal(), containerId, ifname),
+      del: () => releaseAddresses(hostLocal(), containerId, ifname, addressesIn(config.prevResult)),
       check: async () => {
         const expected = (config.prevResult?.ips ?? []).map((ip) => ip.address.split('/')[0] as string);
         checkAddresses(hostLocal(), containerId, ifname, expected);

@@ -2,7 +2,7 @@ import type { CniArgs } from '../cni/args.js';
 import { isJsonObject, type NetConf } from '../cni/config.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
 import { parseResult, type Route } from '../cni/result.js';
-import { parseAddress, type Address } from '../util/ip.js';
+import { parseAddress, parsePrefix, type Address } from '../util/ip.js';
 import { parseRangeSets, type RangeSet } from './ranges.js';
 
 export const defaultDataDir = '/var/lib/cni/networks';
@@ -20,9 +20,16 @@ function invalid(message: string): CniError {
   return new CniError(ErrorCode.InvalidConfig, message);
 }
 
+// Requests may carry a prefix length ("10.0.0.5/24"); only the address counts, but the
+// whole text must be a valid CIDR, as the reference requires.
+function parseRequest(text: string): Address | undefined {
+  if (!text.includes('/')) return parseAddress(text);
+  const prefix = parsePrefix(text);
+  return prefix && { family: prefix.family, value: prefix.address };
+}
+
 function requestedAddress(text: unknown, where: string): Address {
-  // Requests may carry a prefix length ("10.0.0.5/24"); only the address counts.
-  const address = typeof text === 'string' ? parseAddress(text.split('/')[0] as string) : undefined;
+  const address = typeof text === 'string' ? parseRequest(text) : undefined;
   if (!address) throw invalid(`${where}: ${JSON.stringify(text)} is not an IP address`);
   return address;
 }

@@ -13,6 +13,8 @@ export interface Store {
   reserve(ip: string, containerId: string, ifname: string, rangeSetIndex: number): boolean;
   lastReserved(rangeSetIndex: number): string | undefined;
   list(): Reservation[];
+  // One reservation by address, without scanning the store.
+  get(ip: string): Reservation | undefined;
   release(ip: string): void;
   // Fails when the store cannot be written (STATUS).
   probeWritable(): void;
