@@ -1,11 +1,15 @@
-import { statSync } from 'node:fs';
+import { statfsSync } from 'node:fs';
+
+// The file system type of namespace files (NSFS_MAGIC in linux/magic.h).
+const nsfsMagic = 0x6e736673;
 
 // A namespace given as a path (/run/netns/x, /proc/<pid>/ns/net...). Commands run in
-// it through nsenter, which needs no name registered under /run/netns.
+// it through nsenter, which needs no name registered under /run/netns. A path that
+// exists but is no namespace (a bind mount's file left behind after the unmount) is
+// a namespace that is gone: DEL must still succeed there, and no command can enter it.
 export function namespaceExists(path: string): boolean {
   try {
-    statSync(path);
-    return true;
+    return statfsSync(path).type === nsfsMagic;
   } catch {
     return false;
   }

@@ -59,15 +59,18 @@ export async function verify(context: PluginContext, config: BridgeConfig): Prom
     if (expectedMac && expectedMac.toLowerCase() !== container.mac.toLowerCase()) {
       throw checkFailed(`interface ${invocation.ifname} has MAC ${container.mac}, expected ${expectedMac}`);
     }
+    // With disableContainerInterface, ADD leaves the interface down without addresses
+    // or routes on purpose: there is nothing of them to verify.
+    const configured = !config.disableContainerInterface;
     const present = new Set(container.addresses.map((entry) => `${canonicalAddress(entry.address)}/${entry.prefixLength}`));
-    const ips = (previous.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === containerIndex);
+    const ips = configured ? (previous.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === containerIndex) : [];
     for (const ip of ips) {
       const prefix = parsePrefix(ip.address);
       const wanted = prefix ? `${formatAddress({ family: prefix.family, value: prefix.address })}/${prefix.length}` : ip.address;
       if (!present.has(wanted)) throw checkFailed(`address ${ip.address} is missing on ${invocation.ifname}`);
     }
     const routes = [...parseRoutes(routes4, 4), ...parseRoutes(routes6, 6)];
-    for (const route of previous.routes ?? []) {
+    for (const route of configured ? (previous.routes ?? []) : []) {
       const gateway = canonicalAddress(routeGateway(route, previous.ips ?? []));
       const found = routes.some((entry) => canonicalCidr(entry.dst) === canonicalCidr(route.dst) && (gateway === undefined || canonicalAddress(entry.gateway) === gateway));
       if (!found) throw checkFailed(`route to ${route.dst}${gateway ? ` via ${gateway}` : ''} is missing in ${invocation.netns}`);
