@@ -78,6 +78,10 @@ async function dispatch(source: PluginSource, stdin: Buffer): Promise<unknown> {
 
 function asCniError(error: unknown): CniError {
   if (error instanceof CniError) return error;
+  // A failed system call (a store or state directory that cannot be written, a full
+  // disk) is an I/O failure the operator can act on, not an internal error.
+  const syscall = (error as NodeJS.ErrnoException | undefined)?.syscall;
+  if (syscall !== undefined) return new CniError(ErrorCode.IoFailure, `I/O failure: ${(error as Error).message}`);
   const message = error instanceof Error ? error.message : String(error);
   return new CniError(ErrorCode.Internal, `internal error: ${message}`);
 }
@@ -92,7 +96,7 @@ export async function runPlugin(source: PluginSource): Promise<never> {
     process.exitCode = 0;
   } catch (error) {
     const cniError = asCniError(error);
-    if (!(error instanceof CniError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    if (cniError.code === ErrorCode.Internal && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     process.stdout.write(`${JSON.stringify(toErrorJson(cniError, versionOfBytes(stdin) ?? latestVersion))}\n`);
     process.exitCode = 1;
   }

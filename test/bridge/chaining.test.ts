@@ -3,7 +3,7 @@
 // bridge uses trestle-host-local. All at CNI 1.0.0, the newest the references speak.
 import t from 'tap';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { bridgeEntry, bridgeName, gateway4, link, links, ping, reservations, resultAddresses, resultHostVeth, subnet4, veths, type Json } from './helpers.js';
+import { bridgeEntry, bridgeName, gateway4, link, links, ping, reservations, resultAddresses, resultHostVeth, subnet4, veths, type Json } from '../helpers/bridge.js';
 
 const version = '1.0.0';
 

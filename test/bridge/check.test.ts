@@ -3,7 +3,7 @@
 import t from 'tap';
 import { ChainError, type Attachment, type ChainRunner, type ConfList, type Json } from '../../src/runtime/chain.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { bridgeEntry, call, describe, gateway4, gateway6, invoke, pluginConfig, resultHostVeth } from './helpers.js';
+import { bridgeEntry, call, describe, gateway4, gateway6, invoke, pluginConfig, resultHostVeth } from '../helpers/bridge.js';
 
 function checkFailure(runner: ChainRunner, list: ConfList, attachment: Attachment, prevResult: Json): ChainError['failure'] | undefined {
   try {

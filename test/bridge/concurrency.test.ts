@@ -2,7 +2,7 @@
 // every ADD races to create it, and every one must succeed with its own address.
 import t from 'tap';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { bridgeEntry, bridgeName, call, describe, gateway4, invoke, link, links, ping, pluginConfig, reservations, resultAddresses, veths, type Json } from './helpers.js';
+import { bridgeEntry, bridgeName, call, describe, gateway4, invoke, link, links, ping, pluginConfig, reservations, resultAddresses, veths, type Json } from '../helpers/bridge.js';
 
 const containerCount = 20;
 

@@ -18,7 +18,7 @@ import {
   pluginConfig,
   ping,
   type Json,
-} from './helpers.js';
+} from '../helpers/bridge.js';
 
 for (const dualStack of [false, true]) {
   t.test(`two containers on one bridge, ${dualStack ? 'dual stack' : 'IPv4'}`, async (t) => {

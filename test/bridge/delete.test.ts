@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import t, { type Test } from 'tap';
 import type { Attachment } from '../../src/runtime/chain.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { bridgeEntry, call, describe, invoke, networkName, pluginConfig, reservations, resultAddresses, resultHostVeth, veths, type Json } from './helpers.js';
+import { bridgeEntry, call, describe, invoke, networkName, pluginConfig, reservations, resultAddresses, resultHostVeth, veths, type Json } from '../helpers/bridge.js';
 
 const version = '1.0.0';
 

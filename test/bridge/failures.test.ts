@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { bridgeEntry, bridgeName, call, describe, invoke, link, pluginConfig, reservations, resultAddresses, veths } from './helpers.js';
+import { bridgeEntry, bridgeName, call, describe, invoke, link, pluginConfig, reservations, resultAddresses, veths } from '../helpers/bridge.js';
 
 const version = '1.0.0';
 

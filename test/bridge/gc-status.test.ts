@@ -2,7 +2,7 @@
 // (addresses, host veths, masquerade entries) and nothing else; STATUS answers.
 import t from 'tap';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { bridgeEntry, call, describe, gateway4, invoke, link, ping, pluginConfig, reservations, resultAddresses, resultHostVeth, veths } from './helpers.js';
+import { bridgeEntry, call, describe, gateway4, invoke, link, ping, pluginConfig, reservations, resultAddresses, resultHostVeth, veths } from '../helpers/bridge.js';
 
 t.test('GC releases the addresses and deletes the host veths of stale attachments', async (t) => {
   const sandbox = await Sandbox.create(t);

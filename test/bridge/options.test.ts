@@ -20,7 +20,7 @@ import {
   veths,
   type Json,
   type Outcome,
-} from './helpers.js';
+} from '../helpers/bridge.js';
 
 const version = '1.0.0';
 

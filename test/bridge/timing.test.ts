@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { median } from './helpers.js';
+import { median } from '../helpers/bridge.js';
 
 const runs = 30;
 const warmUps = 2;

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { ChainError } from '../../src/runtime/chain.js';
 import { Sandbox, lan } from '../../src/sandbox/sandbox.js';
-import { natPlugins, setElements, startUdpEcho, udpRoundTrip } from './helpers.js';
+import { natPlugins, setElements, startUdpEcho, udpRoundTrip } from '../helpers/nat.js';
 
 function failureOf(action: () => unknown): ChainError['failure'] | undefined {
   try {

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import t from 'tap';
 import { ChainError } from '../../src/runtime/chain.js';
 import { Sandbox, lan } from '../../src/sandbox/sandbox.js';
-import { addChainConcurrently, delChainConcurrently, fetchIn, natPlugins, ruleset, setElements, startUdpEcho, udpRoundTrip, waitForHttp, webRoot } from './helpers.js';
+import { addChainConcurrently, delChainConcurrently, fetchIn, natPlugins, ruleset, setElements, startUdpEcho, udpRoundTrip, waitForHttp, webRoot } from '../helpers/nat.js';
 
 const web = { hostPort: 8080, containerPort: 80, protocol: 'tcp' };
 const dns = { hostPort: 5353, containerPort: 53, protocol: 'udp' };
