@@ -35,3 +35,10 @@ test: test-deps build typecheck
 
 clean:
 	rm -rf dist
+
+# Benchmark against the reference plugins (root; sandbox namespaces only). A few
+# minutes; `make bench BENCH=full` takes much longer and writes bench/RESULTS.md.
+.PHONY: bench
+bench: build
+	node bench/build.mjs
+	node dist/bench.mjs $(if $(filter full,$(BENCH)),--full)

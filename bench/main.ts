@@ -1,0 +1,116 @@
+// `make bench`: Trestle against the reference plugins, in sandbox namespaces only.
+// A benchmark, not a test: it reports, it never fails on a number.
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { repoRoot } from '../src/sandbox/sandbox.js';
+import { cniVersion, reference, roles, trestleSide, type Role } from './impls.js';
+import { log } from './log.js';
+import { destroyAllNodes } from './node.js';
+import { renderReport, type Results } from './report.js';
+import { runFootprint } from './sections/footprint.js';
+import { runGrowth } from './sections/growth.js';
+import { runParallel } from './sections/parallel.js';
+import { runSequential } from './sections/sequential.js';
+import { runStartup } from './sections/startup.js';
+import { unsettled } from './settle.js';
+
+const sections = ['startup', 'footprint', 'sequential', 'parallel', 'growth'] as const;
+type Section = (typeof sections)[number];
+
+// The reference needs minutes to fill a bridge with a thousand port-mapped
+// containers, so the short mode stops at a hundred.
+const modes = {
+  short: { n: 20, roundSize: 10, parallel: 50, parallelRuns: 1, levels: [10, 100], window: 10, windowRounds: 2, versionRuns: 20 },
+  full: { n: 100, roundSize: 10, parallel: 50, parallelRuns: 3, levels: [10, 100, 1000], window: 10, windowRounds: 4, versionRuns: 50 },
+};
+
+function quiet(file: string, args: string[]): string {
+  try {
+    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function header(mode: keyof typeof modes, trestleLabel: string, unusable: string[], elapsedS: number): string {
+  const commit = quiet('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD']);
+  return [
+    `# Trestle benchmark (${mode} mode)`,
+    '',
+    `- date: ${new Date().toISOString().replace('T', ' ').slice(0, 16)} UTC, took ${(elapsedS / 60).toFixed(1)} min`,
+    `- machine: ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), kernel ${release()}, node ${process.version}`,
+    `- reference: containernetworking-plugins ${quiet('dpkg-query', ['-W', '-f=${Version}', 'containernetworking-plugins'])}, ${quiet('iptables', ['--version'])}, ${quiet('nft', ['--version'])}`,
+    `- Trestle: working tree at commit ${commit}; column "${trestleLabel}"${unusable.length > 0 ? `; not answering VERSION ${cniVersion}, so replaced by the reference: ${unusable.join(', ')}` : ''}`,
+    ...(unsettled > 0 ? [`- noisy: ${unsettled} time(s) the CPU was still busy when the run had waited long enough after removing namespaces (other work on the machine?)`] : []),
+    '- both run with cniVersion 1.0.0, plugins invoked as a runtime does (environment, stdin, prevResult chaining) inside a sandbox node namespace; ratio = Trestle / reference of the p50s',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { full: { type: 'boolean', default: false }, only: { type: 'string' }, parts: { type: 'string' }, help: { type: 'boolean', default: false } },
+  });
+  if (values.help) {
+    process.stdout.write(
+      [
+        `usage: node dist/bench.mjs [--full] [--only=${sections.join(',')}] [--parts=${roles.join(',')}]`,
+        '  --full   N = 100, growth to 1,000 containers; writes bench/RESULTS.md when every section and part ran',
+        '  --only   run these sections',
+        '  --parts  Trestle plugins to use on the Trestle side (the reference plugin for the others)',
+        '',
+      ].join('\n'),
+    );
+    return;
+  }
+  const parts = (values.parts?.split(',') ?? [...roles]) as Role[];
+  const unknownParts = parts.filter((part) => !roles.includes(part));
+  if (unknownParts.length > 0) throw new Error(`unknown part ${unknownParts.join(', ')}; parts: ${roles.join(', ')}`);
+  const only = values.only?.split(',') ?? [...sections];
+  const unknown = only.filter((name) => !(sections as readonly string[]).includes(name));
+  if (unknown.length > 0) throw new Error(`unknown section ${unknown.join(', ')}; sections: ${sections.join(', ')}`);
+  if (process.getuid?.() !== 0) throw new Error('the benchmark creates network namespaces: run it as root');
+  const chosen = (section: Section) => only.includes(section);
+  const mode = values.full ? 'full' : 'short';
+  const plan = modes[mode];
+  const started = performance.now();
+
+  const { implementation: trestle, unusable } = await trestleSide(parts);
+  log(`${mode} mode; comparing ${reference.label} with ${trestle.label}`);
+  const implementations = [reference, trestle] as const;
+  const results: Results = { implementations };
+  if (chosen('startup')) results.startup = await runStartup(implementations, plan.versionRuns);
+  if (chosen('footprint')) results.footprint = await runFootprint(implementations);
+  if (chosen('sequential')) results.sequential = { n: plan.n, roundSize: plan.roundSize, results: await runSequential(implementations, plan.n, plan.roundSize) };
+  if (chosen('parallel')) results.parallel = { count: plan.parallel, runs: await runParallel(implementations, plan.parallel, plan.parallelRuns) };
+  if (chosen('growth')) results.growth = { window: plan.window, rounds: plan.windowRounds, result: await runGrowth(implementations, plan.levels, plan.window, plan.windowRounds) };
+
+  const report = renderReport(results, header(mode, trestle.label, unusable, (performance.now() - started) / 1000));
+  process.stdout.write(`\n${report}`);
+  if (mode === 'full' && only.length === sections.length && parts.length === roles.length) {
+    writeFileSync(join(repoRoot, 'bench', 'RESULTS.md'), report);
+    log('wrote bench/RESULTS.md');
+  }
+}
+
+// Ctrl-C or a kill must still remove every namespace the run created.
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: removing the sandbox namespaces`);
+    void destroyAllNodes().finally(() => process.exit(130));
+  });
+}
+
+try {
+  await main();
+} catch (error) {
+  process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+} finally {
+  await destroyAllNodes();
+}

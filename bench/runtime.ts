@@ -1,0 +1,148 @@
+import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import type { ConfList } from '../src/runtime/chain.js';
+
+// A runtime's view of the plugins, asynchronous unlike src/runtime/chain.ts (whose
+// spawnSync keeps one call at a time): the parallel section starts 50 chains at once,
+// and every section must time plugins through the same code path. The per-plugin
+// configuration is built as libcni builds it.
+export type Json = Record<string, unknown>;
+
+export interface Attachment {
+  containerId: string;
+  netns: string;
+  ifname: string;
+  // Per-capability runtime values; only those a plugin declares reach it.
+  capabilities?: Record<string, unknown>;
+}
+
+export interface CallOutcome {
+  status: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export interface PluginTiming {
+  type: string;
+  ms: number;
+}
+
+export interface ChainOutcome {
+  ms: number;
+  calls: PluginTiming[];
+  result?: Json;
+  // "<plugin>: <msg>" of the plugin that failed; the chain stops there, as libcni does.
+  error?: string;
+}
+
+// A command put between the namespace switch and the plugin (GNU time, strace).
+export type Prefix = (type: string) => string[];
+
+function run(file: string, args: readonly string[], input: string, env: NodeJS.ProcessEnv): Promise<CallOutcome> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    // A plugin that exits without reading stdin makes the write fail with EPIPE.
+    child.stdin.on('error', () => undefined);
+    const finish = (status: number, spawnError?: Error) =>
+      resolve({
+        status,
+        stdout: Buffer.concat(stdout).toString('utf8'),
+        stderr: `${Buffer.concat(stderr).toString('utf8')}${spawnError ? spawnError.message : ''}`,
+        ms: performance.now() - started,
+      });
+    child.on('error', (error) => finish(127, error));
+    child.on('close', (code, signal) => finish(code ?? (signal ? 128 : 1)));
+    child.stdin.end(input);
+  });
+}
+
+function failureMessage(type: string, outcome: CallOutcome): string {
+  try {
+    const parsed = JSON.parse(outcome.stdout) as { msg?: string; details?: string };
+    return `${type}: ${parsed.msg ?? 'failed'}${parsed.details ? ` (${parsed.details})` : ''}`;
+  } catch {
+    return `${type}: exit status ${outcome.status} ${`${outcome.stdout}${outcome.stderr}`.trim()}`.trim();
+  }
+}
+
+export class Runtime {
+  private readonly located = new Map<string, string>();
+
+  // nodePath: the network namespace the plugins run in (the sandbox "node"); a real
+  // runtime runs them in its own, which the benchmark must never touch.
+  constructor(private readonly pluginDirs: readonly string[], private readonly nodePath?: string) {}
+
+  private locate(type: string): string {
+    let path = this.located.get(type);
+    if (path === undefined) {
+      const dir = this.pluginDirs.find((candidate) => {
+        try {
+          accessSync(`${candidate}/${type}`, constants.X_OK);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (dir === undefined) throw new Error(`plugin ${type} not found in ${this.pluginDirs.join(':')}`);
+      path = `${dir}/${type}`;
+      this.located.set(type, path);
+    }
+    return path;
+  }
+
+  invoke(type: string, command: string, config: Json, attachment?: Attachment, prefix: string[] = []): Promise<CallOutcome> {
+    // Runtimes hand plugins their whole environment (NODE_EXTRA_CA_CERTS included).
+    const env: NodeJS.ProcessEnv = { ...process.env, CNI_COMMAND: command, CNI_PATH: this.pluginDirs.join(':') };
+    if (attachment) {
+      env['CNI_CONTAINERID'] = attachment.containerId;
+      env['CNI_NETNS'] = attachment.netns;
+      env['CNI_IFNAME'] = attachment.ifname;
+    }
+    const [file = '', ...args] = [...(this.nodePath ? ['nsenter', `--net=${this.nodePath}`] : []), ...prefix, this.locate(type)];
+    return run(file, args, JSON.stringify(config), env);
+  }
+
+  private pluginConfig(list: ConfList, plugin: Json, attachment: Attachment, prevResult: Json | undefined): Json {
+    const config: Json = { ...plugin, cniVersion: list.cniVersion, name: list.name };
+    const declared = plugin['capabilities'] as Record<string, boolean> | undefined;
+    const runtimeConfig = Object.fromEntries(Object.entries(attachment.capabilities ?? {}).filter(([key]) => declared?.[key] === true));
+    if (Object.keys(runtimeConfig).length > 0) config['runtimeConfig'] = runtimeConfig;
+    if (prevResult !== undefined) config['prevResult'] = prevResult;
+    return config;
+  }
+
+  private async chain(list: ConfList, command: 'ADD' | 'DEL', attachment: Attachment, cached: Json | undefined, prefix?: Prefix): Promise<ChainOutcome> {
+    const plugins = command === 'ADD' ? list.plugins : [...list.plugins].reverse();
+    const outcome: ChainOutcome = { ms: 0, calls: [] };
+    let previous = cached;
+    const started = performance.now();
+    for (const plugin of plugins) {
+      const type = plugin['type'] as string;
+      const call = await this.invoke(type, command, this.pluginConfig(list, plugin, attachment, previous), attachment, prefix?.(type));
+      outcome.calls.push({ type, ms: call.ms });
+      if (call.status !== 0) {
+        outcome.error = failureMessage(type, call);
+        break;
+      }
+      // On DEL every plugin gets the cached ADD result; on ADD each gets its predecessor's.
+      if (command === 'ADD' && call.stdout.trim() !== '') previous = JSON.parse(call.stdout) as Json;
+    }
+    outcome.ms = performance.now() - started;
+    if (command === 'ADD' && outcome.error === undefined && previous !== undefined) outcome.result = previous;
+    return outcome;
+  }
+
+  add(list: ConfList, attachment: Attachment, prefix?: Prefix): Promise<ChainOutcome> {
+    return this.chain(list, 'ADD', attachment, undefined, prefix);
+  }
+
+  del(list: ConfList, attachment: Attachment, cached: Json | undefined, prefix?: Prefix): Promise<ChainOutcome> {
+    return this.chain(list, 'DEL', attachment, cached, prefix);
+  }
+}
