@@ -5,6 +5,7 @@
 import { build } from 'esbuild';
 
 const entries = {
+  launch: 'src/launcher/launch.ts',
   'trestle-bridge': 'src/plugins/bridge/main.ts',
   'trestle-host-local': 'src/plugins/host-local/main.ts',
   'trestle-portmap': 'src/plugins/portmap/main.ts',
