@@ -1,0 +1,159 @@
+// `trestle doctor`: checks that a node can carry Trestle's traffic, and says what to
+// do about each problem. It reads the namespace it runs in (run it under
+// `ip netns exec` to inspect another one) and changes nothing.
+import { existsSync, readFileSync } from 'node:fs';
+import { parseOwnerAlias } from '../plugins/bridge/owner.js';
+import { listLinks } from '../host/links.js';
+import { ipJson } from '../host/ip.js';
+import { DiskStore } from '../ipam/disk-store.js';
+import { execFile } from '../util/exec.js';
+import { formatPrefix, parsePrefix, type Prefix } from '../util/ip.js';
+import { readConfDir, type NetworkSummary } from './networks.js';
+
+export type Verdict = 'ok' | 'warn' | 'fail';
+
+export interface Finding {
+  check: string;
+  verdict: Verdict;
+  detail: string;
+}
+
+function readSysctl(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function commandVersion(file: string, args: string[]): string | undefined {
+  const outcome = execFile(file, args);
+  if (outcome.spawnError || outcome.status !== 0) return undefined;
+  return outcome.stdout.trim().split('\n')[0];
+}
+
+function tools(): Finding[] {
+  const nft = commandVersion('nft', ['--version']);
+  const ip = commandVersion('ip', ['-V']);
+  return [
+    nft
+      ? { check: 'nftables', verdict: 'ok', detail: nft }
+      : { check: 'nftables', verdict: 'fail', detail: 'nft is not installed: ipMasq and trestle-portmap need it (apt-get install nftables)' },
+    ip
+      ? { check: 'iproute2', verdict: 'ok', detail: ip }
+      : { check: 'iproute2', verdict: 'fail', detail: 'ip is not installed: trestle-bridge needs it (apt-get install iproute2)' },
+  ];
+}
+
+function forwarding(): Finding {
+  const value = readSysctl('/proc/sys/net/ipv4/ip_forward');
+  if (value === '1') return { check: 'IPv4 forwarding', verdict: 'ok', detail: 'net.ipv4.ip_forward = 1' };
+  return {
+    check: 'IPv4 forwarding',
+    verdict: 'warn',
+    detail: 'net.ipv4.ip_forward = 0: containers reach only their bridge until a trestle-bridge ADD with isGateway turns it on',
+  };
+}
+
+interface NftChain {
+  chain?: { family: string; table: string; name: string; hook?: string; policy?: string };
+}
+
+// Docker hosts set the FORWARD policy to DROP, which silently blocks container traffic
+// leaving the bridge (and, with br_netfilter, traffic between containers too).
+function forwardPolicy(): Finding {
+  const dropping: string[] = [];
+  const outcome = execFile('nft', ['-j', 'list', 'chains']);
+  if (!outcome.spawnError && outcome.status === 0) {
+    const items = (JSON.parse(outcome.stdout) as { nftables?: NftChain[] }).nftables ?? [];
+    for (const item of items) {
+      const chain = item.chain;
+      if (chain?.hook === 'forward' && chain.policy === 'drop') dropping.push(`${chain.family} ${chain.table} ${chain.name}`);
+    }
+  }
+  const bridgeFilter = readSysctl('/proc/sys/net/bridge/bridge-nf-call-iptables') === '1';
+  const filterNote = bridgeFilter ? '; br_netfilter is loaded, so traffic between containers on one bridge is filtered there too' : '';
+  if (dropping.length === 0) {
+    return { check: 'forward policy', verdict: 'ok', detail: `no forward chain drops by default${bridgeFilter ? ' (br_netfilter loaded)' : ''}` };
+  }
+  return {
+    check: 'forward policy',
+    verdict: 'fail',
+    detail: `forwarded traffic is dropped by default in ${dropping.join(', ')}${filterNote}: accept the bridges' traffic there (e.g. iptables -I FORWARD -i trestle0 -j ACCEPT; iptables -I FORWARD -o trestle0 -j ACCEPT)`,
+  };
+}
+
+interface RouteJson {
+  dst: string;
+  dev?: string;
+}
+
+function routePrefix(route: RouteJson, family: 4 | 6): Prefix | undefined {
+  if (route.dst === 'default') return parsePrefix(family === 4 ? '0.0.0.0/0' : '::/0');
+  return parsePrefix(route.dst.includes('/') ? route.dst : `${route.dst}/${family === 4 ? 32 : 128}`);
+}
+
+function overlaps(a: Prefix, b: Prefix): boolean {
+  if (a.family !== b.family) return false;
+  const bits = BigInt(a.family === 4 ? 32 : 128);
+  const shorter = Math.min(a.length, b.length);
+  const mask = ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(shorter))) - 1n);
+  return (a.network & mask) === (b.network & mask);
+}
+
+// A network's subnet that an existing route already covers (other than the default
+// route and the network's own bridge) makes some destinations unreachable.
+function subnetOverlaps(networks: NetworkSummary[]): Finding[] {
+  const routes: Array<{ route: RouteJson; prefix: Prefix }> = [];
+  for (const family of [4, 6] as const) {
+    for (const route of ipJson<RouteJson[]>([`-${family}`, 'route', 'show'], undefined) ?? []) {
+      const prefix = routePrefix(route, family);
+      if (prefix && prefix.length > 0) routes.push({ route, prefix });
+    }
+  }
+  return networks.flatMap((network) =>
+    network.subnets.map((subnet): Finding => {
+      const clashes = routes.filter(({ route, prefix }) => route.dev !== network.bridge && overlaps(prefix, subnet));
+      const check = `subnet ${formatPrefix(subnet)} (${network.name})`;
+      if (clashes.length === 0) return { check, verdict: 'ok', detail: 'no other route overlaps it' };
+      const described = clashes.map(({ route }) => `${route.dst}${route.dev ? ` dev ${route.dev}` : ''}`).join(', ');
+      return { check, verdict: 'fail', detail: `overlaps existing route ${described}: choose another subnet in ${network.file}` };
+    }),
+  );
+}
+
+// Addresses reserved for attachments whose host veth is gone: left behind by a runtime
+// that never called DEL. Only trestle-bridge labels its veths, so only its networks
+// can be judged.
+function staleAllocations(networks: NetworkSummary[]): Finding[] {
+  const attached = new Set<string>();
+  for (const link of listLinks(undefined, { kind: 'veth' })) {
+    const owner = parseOwnerAlias(link.alias);
+    if (owner) attached.add(`${owner.network}/${owner.containerId}/${owner.ifname}`);
+  }
+  return networks
+    .filter((network) => network.trestleBridge)
+    .map((network): Finding => {
+      const check = `allocations (${network.name})`;
+      const store = new DiskStore(network.dataDir, network.name);
+      const reservations = store.list();
+      const stale = reservations.filter((entry) => !attached.has(`${network.name}/${entry.containerId}/${entry.ifname}`));
+      if (stale.length === 0) return { check, verdict: 'ok', detail: `${reservations.length} in use, none stale` };
+      const sample = stale.slice(0, 5).map((entry) => `${entry.ip} (${entry.containerId})`).join(', ');
+      return {
+        check,
+        verdict: 'warn',
+        detail: `${stale.length} of ${reservations.length} reserved addresses have no veth on the node: ${sample}${stale.length > 5 ? ', ...' : ''}; a runtime GC (CNI 1.1) or DEL releases them`,
+      };
+    });
+}
+
+export function diagnose(confDir: string): Finding[] {
+  const reading = readConfDir(confDir);
+  const findings: Finding[] = [...tools(), forwarding(), forwardPolicy()];
+  if (!existsSync(confDir)) findings.push({ check: 'configuration', verdict: 'warn', detail: `${confDir} does not exist: no network to check` });
+  else if (reading.networks.length === 0 && reading.problems.length === 0) findings.push({ check: 'configuration', verdict: 'warn', detail: `no network configuration in ${confDir}` });
+  for (const problem of reading.problems) findings.push({ check: 'configuration', verdict: 'fail', detail: `${problem.file}: ${problem.reason}` });
+  findings.push(...subnetOverlaps(reading.networks), ...staleAllocations(reading.networks));
+  return findings;
+}

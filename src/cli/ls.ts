@@ -1,0 +1,64 @@
+// `trestle ls [network]`: the addresses in use, read from the host-local store (the
+// reference's layout, so allocations by either plugin show), with the host ports each
+// container holds.
+import { readdirSync } from 'node:fs';
+import { isValidIdentifier } from '../cni/validate.js';
+import { listAttachmentRules, type PortMapping } from '../firewall/state.js';
+import { DiskStore } from '../ipam/disk-store.js';
+
+export interface LsOptions {
+  network?: string;
+  dataDir: string;
+  stateDir: string;
+}
+
+export interface AddressInUse {
+  network: string;
+  ip: string;
+  containerId: string;
+  ifname: string;
+  ports: string[];
+}
+
+export class UsageError extends Error {}
+
+function describeMapping(mapping: PortMapping): string {
+  const host = mapping.hostIP ? `${mapping.hostIP.includes(':') ? `[${mapping.hostIP}]` : mapping.hostIP}:` : '';
+  return `${host}${mapping.hostPort}->${mapping.containerPort}/${mapping.protocol}`;
+}
+
+function networksIn(dataDir: string): string[] {
+  try {
+    return readdirSync(dataDir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() && isValidIdentifier(entry.name))
+      .map((entry) => entry.name)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+// Orders 10.0.0.9 before 10.0.0.10, and every IPv4 address before IPv6.
+function compareAddresses(a: string, b: string): number {
+  const key = (ip: string) => (ip.includes(':') ? `6${ip}` : `4${ip.split('.').map((part) => part.padStart(3, '0')).join('.')}`);
+  return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+}
+
+export function addressesInUse(options: LsOptions): AddressInUse[] {
+  if (options.network !== undefined && !isValidIdentifier(options.network)) {
+    throw new UsageError(`"${options.network}" is not a network name (letters, digits, "_", "." and "-")`);
+  }
+  const networks = options.network !== undefined ? [options.network] : networksIn(options.dataDir);
+  const rows: AddressInUse[] = [];
+  for (const network of networks) {
+    const ports = new Map<string, string[]>();
+    for (const rules of listAttachmentRules(options.stateDir, 'portmap', network)) {
+      ports.set(`${rules.containerId}/${rules.ifname}`, rules.portMappings.map(describeMapping));
+    }
+    const reservations = new DiskStore(options.dataDir, network).list().sort((a, b) => compareAddresses(a.ip, b.ip));
+    for (const reservation of reservations) {
+      rows.push({ network, ...reservation, ports: ports.get(`${reservation.containerId}/${reservation.ifname}`) ?? [] });
+    }
+  }
+  return rows;
+}
