@@ -1,10 +1,17 @@
 # Trestle: build, test and install the CNI plugins.
 CNI_BIN_DIR ?= /opt/cni/bin
 CNI_CONF_DIR ?= /etc/cni/net.d
+# Where the script form keeps its bundles, and where the `trestle` CLI is linked.
+TRESTLE_LIB_DIR ?= $(CNI_BIN_DIR)/../lib/trestle
+BIN_DIR ?= /usr/local/bin
+# script: launchers run by the node's Node.js (faster start); sea: one binary that
+# needs no Node.js on the node (kind, most Kubernetes nodes).
+INSTALL_FORM ?= script
 DESTDIR ?=
+export CNI_BIN_DIR CNI_CONF_DIR TRESTLE_LIB_DIR BIN_DIR INSTALL_FORM DESTDIR
 SOURCES := $(shell find src -name '*.ts') scripts/build.mjs package.json
 
-.PHONY: build test typecheck clean demo deps test-deps
+.PHONY: build test typecheck clean demo deps test-deps install uninstall sea
 
 build: dist/.built
 
@@ -35,6 +42,18 @@ test: test-deps build typecheck
 
 clean:
 	rm -rf dist
+
+# The single executable form: dist/sea/trestle (Node with our bundle injected).
+sea: dist/sea/trestle
+
+dist/sea/trestle: node_modules/.package-lock.json $(SOURCES) scripts/build-sea.mjs
+	node scripts/build-sea.mjs
+
+install: build $(if $(filter sea,$(INSTALL_FORM)),sea)
+	node scripts/install.mjs install
+
+uninstall:
+	node scripts/install.mjs uninstall
 
 # Benchmark against the reference plugins (root; sandbox namespaces only). A few
 # minutes; `make bench BENCH=full` takes much longer and writes bench/RESULTS.md.

@@ -26,5 +26,6 @@ await build({
   // Less to parse at every start; stack traces only ever reach stderr.
   minify: true,
   legalComments: 'none',
+  loader: { '.conflist': 'json' },
   logLevel: 'error',
 });

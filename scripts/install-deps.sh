@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Trestle's demo and tests use, only those missing.
 #   scripts/install-deps.sh           what the plugins and the demo need
-#   scripts/install-deps.sh --tests   also the reference plugins and real runtimes
+#   scripts/install-deps.sh --tests   also the reference plugins and the real runtimes the
+#                                     tests drive: podman (with runc, conmon), containerd, and
+#                                     Go with libcni for our libcni driver
 set -euo pipefail
 
 packages=(iproute2 nftables conntrack util-linux busybox-static)
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(containernetworking-plugins iptables)
+  packages+=(containernetworking-plugins iptables podman runc conmon containerd golang-go golang-github-appc-cni-dev)
 fi
 
 missing=()

@@ -2,12 +2,14 @@
 // network namespaces that it creates and removes. Plugins are driven exactly as a
 // runtime drives them (env + stdin, through conf/10-trestle.conflist), and every
 // step is checked, so the demo doubles as a smoke test.
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+// Bundled in, so that an installed `trestle demo` shows the configuration it installed.
+import defaultConflist from '../../conf/10-trestle.conflist' with { type: 'json' };
 import type { ConfList, Json } from '../runtime/chain.js';
-import { Sandbox, lan, repoRoot } from '../sandbox/sandbox.js';
+import { Sandbox, lan, trestleBin } from '../sandbox/sandbox.js';
 
-const conflistPath = join(repoRoot, 'conf', '10-trestle.conflist');
+const conflistName = 'conf/10-trestle.conflist';
 const containerPage = 'Hello from container c1, served through a Trestle port mapping';
 
 class StepFailed extends Error {}
@@ -31,7 +33,7 @@ function check(ok: boolean, what: string, detail = ''): void {
 // The shipped conflist, with its state kept inside the sandbox so the demo leaves
 // nothing on the machine.
 function sandboxedConflist(sandbox: Sandbox): ConfList {
-  const list = JSON.parse(readFileSync(conflistPath, 'utf8')) as ConfList;
+  const list = structuredClone(defaultConflist) as ConfList;
   for (const plugin of list.plugins) {
     plugin['stateDir'] = sandbox.stateDir;
     const ipam = plugin['ipam'] as Json | undefined;
@@ -73,7 +75,7 @@ async function demonstrate(sandbox: Sandbox): Promise<void> {
   const c1 = await sandbox.addContainer();
   const c2 = await sandbox.addContainer();
 
-  heading(`ADD: two containers on network "${list.name}" (${conflistPath.replace(`${repoRoot}/`, '')})`);
+  heading(`ADD: two containers on network "${list.name}" (${conflistName}, plugins from ${trestleBin})`);
   const portMappings = [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }];
   const c1Attachment = sandbox.attachment(c1, { capabilities: { portMappings } });
   const c2Attachment = sandbox.attachment(c2);

@@ -3,7 +3,7 @@
 // outside world. Every name is unique per sandbox and everything is removed in
 // teardown, even when the test failed. Nothing here configures the root namespace.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,13 @@ function findRepoRoot(start: string): string {
 // Bundled as CommonJS (dist/), import.meta is empty and __filename is the bundle.
 const thisFile = typeof __filename === 'string' ? __filename : fileURLToPath(import.meta.url);
 export const repoRoot = findRepoRoot(dirname(thisFile));
-export const trestleBin = process.env['TRESTLE_BIN_DIR'] ?? join(repoRoot, 'bin');
+// Run from an installation (no repository around it), the plugins are the programs
+// beside the running one: the launcher's directory, or the single executable's.
+function installedBinDir(): string {
+  const program = process.argv[1] ?? process.execPath;
+  return dirname(existsSync(program) ? realpathSync(program) : process.execPath);
+}
+export const trestleBin = process.env['TRESTLE_BIN_DIR'] ?? (existsSync(join(repoRoot, 'package.json')) ? join(repoRoot, 'bin') : installedBinDir());
 export const referenceBin = '/usr/lib/cni';
 
 // The classic recipe's LAN: it exists only inside the sandbox.
