@@ -161,6 +161,28 @@ function run(driver: string): void {
     });
   }
 
+  // containerd's CRI passes go-cni's PortMapping, a struct without JSON tags, as the
+  // portMappings capability, so libcni marshals it with Go field names. The reference
+  // portmap decodes it with Go's case-insensitive encoding/json; a plugin that reads
+  // only "hostPort" refuses every containerd pod that maps a port.
+  t.test("libcni, containerd's portMappings as go-cni marshals them", async (t) => {
+    // A known Trestle bug, kept visible: these assertions report as TODO until fixed.
+    const todo = { todo: 'trestle-portmap reads only hostPort/containerPort/protocol/hostIP, not HostPort/ContainerPort/Protocol/HostIP' };
+    const sandbox = await Sandbox.create(t);
+    const { path: conflist, list } = sandboxedConflist(sandbox, '1.0.0');
+    const container = await sandbox.addContainer();
+    const request = criRequest(container, 'go-cni', { portMappings: [{ HostPort: 8081, ContainerPort: 80, Protocol: 'tcp', HostIP: '' }] });
+    const added = await runDriver(sandbox, driver, 'add', conflist, request);
+    t.equal(added.exitCode, 0, `ADD succeeds (${describeOutcome(added)})`, todo);
+    t.ok((await tableElements(sandbox)).some((line) => line.includes('8081')), 'host port 8081 is mapped', todo);
+    // Whatever ADD did, the runtime's DEL must undo it, as containerd does after a failed ADD.
+    const deleted = await runDriver(sandbox, driver, 'del', conflist, request);
+    t.equal(deleted.exitCode, 0, `DEL succeeds (${describeOutcome(deleted)})`);
+    t.strictSame(await veths(sandbox), [], 'no veth left on the node');
+    t.strictSame(reservations(sandbox, String(list['name'])), [], 'no address reserved in the store');
+    t.strictSame(await tableElements(sandbox), [], 'no element left in inet trestle');
+  });
+
   // libcni 1.1.2 implements spec 1.0.0: VERSION validation lets a 1.1.0 list through
   // (the plugins claim 1.1.0) but it cannot parse the 1.1.0 result the first plugin
   // returns, so ADD fails after the bridge did its work. A runtime then sends DEL, with
