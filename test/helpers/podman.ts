@@ -1,0 +1,460 @@
+// Drives a real podman (Debian's 4.x, CNI backend) with a Trestle network for
+// test/runtimes/podman.test.ts. Unlike a Sandbox this cannot stay inside namespaces of
+// its own: podman runs the plugins in the machine's root network namespace, so the
+// bridge, the veths, the nft table `inet trestle` and ip_forward there are touched.
+// Everything podman could leave behind is kept in one temporary directory (storage,
+// runtime state, locks, events, runc state, IPAM store, firewall state) or recorded
+// before the test and restored in teardown, even when the test failed.
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { execa, execaSync } from 'execa';
+import { ChainRunner, type ConfList } from '../../src/runtime/chain.js';
+import { referenceBin, repoRoot, trestleBin, type Teardownable } from '../../src/sandbox/sandbox.js';
+
+export const podmanConflist = join(repoRoot, 'conf', 'podman', 'trestle-podman.conflist');
+
+// libcni's default cache: podman 4.x gives it no directory of its own.
+const libcniCache = '/var/lib/cni';
+const libcniResults = join(libcniCache, 'results');
+// runc's default state root, which the wrapper below replaces.
+const runcDefaultRoot = '/run/runc';
+
+// Runtimes and runc live in /usr/sbin, which a non-login root shell may not have on PATH.
+export function findExecutable(name: string): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(':'), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+  for (const dir of dirs) {
+    if (dir === '') continue;
+    const file = join(dir, name);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
+}
+
+export interface Container {
+  name: string;
+  id: string;
+  address: string;
+  sandboxKey: string;
+}
+
+interface Json {
+  [key: string]: any;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function readSysctl(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+// Mount points from /proc/self/mountinfo, with their filesystem type.
+function mounts(): Array<{ point: string; type: string }> {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const fields = line.split(' ');
+      const separator = fields.indexOf('-');
+      const point = (fields[4] ?? '').replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+      return { point, type: fields[separator + 1] ?? '' };
+    });
+}
+
+// The store's address files; last_reserved_ip.N and lock files are not addresses.
+function isAddress(name: string): boolean {
+  return /^[0-9a-f.:]+$/i.test(name) && /[.:]/.test(name);
+}
+
+export class PodmanNode {
+  readonly id = randomBytes(3).toString('hex');
+  // ≤ 15 characters (IFNAMSIZ) and unlike any bridge a real runtime would create.
+  readonly bridge = `trp${this.id}`;
+  readonly network = `trestle-podman-${this.id}`;
+  readonly cgroupParent = `/trestle-podman-${this.id}`;
+  readonly dir = mkdtempSync(join(tmpdir(), `trestle-podman-${this.id}-`));
+  readonly dataDir = join(this.dir, 'ipam');
+  readonly stateDir = join(this.dir, 'state');
+  readonly rootfs = join(this.dir, 'rootfs');
+  readonly configDir = join(this.dir, 'net.d');
+  readonly page = `hello from podman ${this.id}\n`;
+  readonly containers: Container[] = [];
+  readonly env: Record<string, string>;
+  subnetPrefix = '';
+  hostPort = 0;
+  list: ConfList = { cniVersion: '', name: '', plugins: [] };
+  private readonly containerIds: string[] = [];
+  private readonly before = {
+    ipForward: readSysctl('/proc/sys/net/ipv4/ip_forward'),
+    ipv6Forwarding: readSysctl('/proc/sys/net/ipv6/conf/all/forwarding'),
+    libcniCache: existsSync(libcniCache),
+    libcniResults: existsSync(libcniResults),
+    runcRoot: existsSync(runcDefaultRoot),
+    table: true,
+  };
+
+  private constructor(private readonly podmanPath: string) {
+    this.env = { CONTAINERS_CONF: join(this.dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(this.dir, 'storage.conf') };
+  }
+
+  static async create(t: Teardownable, podmanPath: string): Promise<PodmanNode> {
+    const node = new PodmanNode(podmanPath);
+    node.before.table = (await execa('nft', ['list', 'table', 'inet', 'trestle'], { reject: false })).exitCode === 0;
+    t.teardown(() => node.destroy());
+    await node.chooseSubnetAndPort();
+    node.writeRootfs();
+    node.writeConfiguration();
+    return node;
+  }
+
+  get subnet(): string {
+    return `${this.subnetPrefix}.0/24`;
+  }
+
+  // A /24 and a host port nothing on this machine uses, so that the test neither
+  // shadows a real network nor captures a real service's port with its DNAT.
+  private async chooseSubnetAndPort(): Promise<void> {
+    const routes = String((await execa('ip', ['-4', 'route', 'show', 'table', 'all'])).stdout);
+    const addresses = String((await execa('ip', ['-4', '-o', 'addr'])).stdout);
+    const table = String((await execa('nft', ['list', 'table', 'inet', 'trestle'], { reject: false })).stdout);
+    for (let attempt = 0; attempt < 50 && this.subnetPrefix === ''; attempt++) {
+      const prefix = `10.191.${randomBytes(1)[0] as number}`;
+      const pattern = new RegExp(`\\b${prefix.replace(/\./g, '\\.')}\\.`);
+      if (!pattern.test(routes) && !pattern.test(addresses) && !pattern.test(table)) this.subnetPrefix = prefix;
+    }
+    if (this.subnetPrefix === '') throw new Error('no free 10.191.x.0/24 on this machine');
+    const usedPorts = new Set<number>();
+    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      for (const line of (existsSync(file) ? readFileSync(file, 'utf8') : '').split('\n').slice(1)) {
+        const local = line.trim().split(/\s+/)[1];
+        if (local) usedPorts.add(parseInt(local.split(':').pop() ?? '0', 16));
+      }
+    }
+    for (let attempt = 0; attempt < 100 && this.hostPort === 0; attempt++) {
+      const port = 20000 + (randomBytes(2).readUInt16BE(0) % 10000);
+      if (!usedPorts.has(port) && !new RegExp(`\\b${port}\\b`).test(table)) this.hostPort = port;
+    }
+    if (this.hostPort === 0) throw new Error('no free host port in 20000-29999');
+  }
+
+  // No image can be pulled, and `podman import` would write the machine-wide
+  // /var/lib/containers/cache/blob-info-cache-v1.boltdb: the containers run from a
+  // directory (`--rootfs`) holding a static busybox and its applet links.
+  private writeRootfs(): void {
+    const busybox = findExecutable('busybox');
+    if (busybox === undefined) throw new Error('busybox not found; install busybox-static (scripts/install-deps.sh)');
+    mkdirSync(join(this.rootfs, 'bin'), { recursive: true });
+    copyFileSync(busybox, join(this.rootfs, 'bin', 'busybox'));
+    const applets = String(execaSync(busybox, ['--list-full']).stdout).split('\n');
+    for (const applet of applets) {
+      if (applet === '' || applet === 'bin/busybox') continue;
+      mkdirSync(join(this.rootfs, dirname(applet)), { recursive: true });
+      if (!existsSync(join(this.rootfs, applet))) symlinkSync('/bin/busybox', join(this.rootfs, applet));
+    }
+    mkdirSync(join(this.rootfs, 'www'));
+    writeFileSync(join(this.rootfs, 'www', 'index.html'), this.page);
+  }
+
+  private writeConfiguration(): void {
+    const runc = findExecutable('runc');
+    if (runc === undefined) throw new Error('runc not found; install runc (scripts/install-deps.sh --tests)');
+    // Podman gives runc no --root for every call (the exit command of conmon and
+    // `podman rm` use runc's default, /run/runc): a wrapper keeps its state here.
+    const wrapper = join(this.dir, 'bin', 'runc');
+    mkdirSync(dirname(wrapper));
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${runc} --root ${join(this.dir, 'runc')} "$@"\n`, { mode: 0o755 });
+    const hardNofile = String(execaSync('sh', ['-c', 'ulimit -Hn']).stdout).trim();
+    const toml = (value: string) => JSON.stringify(value);
+    writeFileSync(
+      this.env['CONTAINERS_CONF'] as string,
+      [
+        '[containers]',
+        // Podman's default nofile/nproc limits exceed what this machine lets root set:
+        // "setrlimit ... Operation not permitted".
+        `default_ulimits = [${toml(`nofile=${hardNofile}:${hardNofile}`)}, "nproc=4096:4096"]`,
+        '[network]',
+        'network_backend = "cni"',
+        `network_config_dir = ${toml(this.configDir)}`,
+        `cni_plugin_dirs = [${toml(trestleBin)}, ${toml(referenceBin)}]`,
+        '[engine]',
+        // crun: "cgroups in hybrid mode not supported".
+        'runtime = "runc"',
+        'cgroup_manager = "cgroupfs"',
+        'events_logger = "file"',
+        // shm locks would live in the machine-wide /dev/shm/libpod_lock.
+        'lock_type = "file"',
+        `tmp_dir = ${toml(join(this.dir, 'libpod'))}`,
+        `static_dir = ${toml(join(this.dir, 'storage', 'libpod'))}`,
+        `volume_path = ${toml(join(this.dir, 'storage', 'volumes'))}`,
+        '[engine.runtimes]',
+        `runc = [${toml(wrapper)}]`,
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      this.env['CONTAINERS_STORAGE_CONF'] as string,
+      ['[storage]', 'driver = "vfs"', `graphroot = ${toml(join(this.dir, 'storage'))}`, `runroot = ${toml(join(this.dir, 'run'))}`, ''].join('\n'),
+    );
+    const example = JSON.parse(readFileSync(podmanConflist, 'utf8')) as ConfList;
+    const plugins = example.plugins.map((plugin) => {
+      if (plugin['type'] === 'trestle-bridge') {
+        const ipam = { ...(plugin['ipam'] as Json), dataDir: this.dataDir, ranges: [[{ subnet: this.subnet, gateway: `${this.subnetPrefix}.1` }]] };
+        return { ...plugin, bridge: this.bridge, stateDir: this.stateDir, ipam };
+      }
+      return { ...plugin, stateDir: this.stateDir };
+    });
+    this.list = { ...example, name: this.network, plugins };
+    mkdirSync(this.configDir);
+    writeFileSync(join(this.configDir, `${this.network}.conflist`), `${JSON.stringify(this.list, null, 2)}\n`);
+  }
+
+  podman(args: readonly string[], options: { reject?: boolean } = {}) {
+    return execa(this.podmanPath, args, { env: this.env, reject: options.reject ?? true, stdin: 'ignore', timeout: 60_000 });
+  }
+
+  // Podman drops, without a word, a conflist whose plugins do not all answer VERSION
+  // with its cniVersion; `podman run --network` then says the network is not found.
+  async networkListed(): Promise<boolean> {
+    const names = String((await this.podman(['network', 'ls', '--format', '{{.Name}}'])).stdout).split('\n');
+    return names.includes(this.network);
+  }
+
+  async run(name: string, options: { publish?: string; ip?: string }, command: readonly string[]): Promise<Container> {
+    const args = ['run', '-d', '--name', `${name}-${this.id}`, '--network', this.network, '--cgroup-parent', this.cgroupParent];
+    if (options.publish !== undefined) args.push('-p', options.publish);
+    if (options.ip !== undefined) args.push('--ip', options.ip);
+    const outcome = await this.podman([...args, '--rootfs', this.rootfs, ...command], { reject: false });
+    if (outcome.exitCode !== 0) throw new Error(`podman run ${name}: ${String(outcome.stderr)}`);
+    const id = String(outcome.stdout).trim();
+    this.containerIds.push(id);
+    const [inspected] = JSON.parse(String((await this.podman(['inspect', '--format', 'json', id])).stdout)) as Json[];
+    const settings = (inspected?.['NetworkSettings'] ?? {}) as Json;
+    const container: Container = { name, id, address: String(settings['Networks']?.[this.network]?.['IPAddress'] ?? ''), sandboxKey: String(settings['SandboxKey'] ?? '') };
+    this.containers.push(container);
+    return container;
+  }
+
+  // busybox wget (its -T segfaults in Debian's 1.35, so `timeout` bounds it), retried
+  // while the server starts; undefined when it never answers.
+  async fetchFromNode(url: string, attempts = 20): Promise<string | undefined> {
+    const busybox = findExecutable('busybox') ?? 'busybox';
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const outcome = await execa('timeout', ['4', busybox, 'wget', '-q', '-O-', url], { reject: false, stdin: 'ignore' });
+      if (outcome.exitCode === 0) return String(outcome.stdout);
+      if (attempt < attempts - 1) await sleep(250);
+    }
+    return undefined;
+  }
+
+  async fetchIn(container: Container, url: string, attempts = 10): Promise<string | undefined> {
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const outcome = await this.podman(['exec', container.id, 'timeout', '4', 'wget', '-q', '-O-', url], { reject: false });
+      if (outcome.exitCode === 0) return String(outcome.stdout);
+      if (attempt < attempts - 1) await sleep(250);
+    }
+    return undefined;
+  }
+
+  async pingIn(container: Container, address: string): Promise<boolean> {
+    const outcome = await this.podman(['exec', container.id, 'ping', '-c', '1', '-W', '2', address], { reject: false });
+    return outcome.exitCode === 0;
+  }
+
+  // The addresses the IPAM store holds, each with the container ID it belongs to.
+  reservations(): Map<string, string> {
+    const dir = join(this.dataDir, this.network);
+    const held = new Map<string, string>();
+    if (!existsSync(dir)) return held;
+    for (const name of readdirSync(dir).filter(isAddress)) held.set(name, readFileSync(join(dir, name), 'utf8').split(/\r?\n/)[0] ?? '');
+    return held;
+  }
+
+  // Files the plugins keep per container in their stateDir.
+  stateFiles(): string[] {
+    if (!existsSync(this.stateDir)) return [];
+    return (readdirSync(this.stateDir, { recursive: true, withFileTypes: true }) as Array<{ isFile(): boolean; name: string; parentPath?: string; path?: string }>)
+      .filter((entry) => entry.isFile())
+      .map((entry) => join(entry.parentPath ?? entry.path ?? '', entry.name));
+  }
+
+  async hostVeths(): Promise<string[]> {
+    const outcome = await execa('ip', ['-j', 'link', 'show', 'master', this.bridge], { reject: false });
+    if (outcome.exitCode !== 0 || String(outcome.stdout).trim() === '') return [];
+    return (JSON.parse(String(outcome.stdout)) as Json[]).map((link) => String(link['ifname']));
+  }
+
+  // Every element of every set and map in `inet trestle`, as nft prints it in JSON.
+  async tableElements(): Promise<string[]> {
+    const outcome = await execa('nft', ['-j', 'list', 'table', 'inet', 'trestle'], { reject: false });
+    if (outcome.exitCode !== 0) return [];
+    const parsed = JSON.parse(String(outcome.stdout)) as { nftables: Json[] };
+    return parsed.nftables.flatMap((item) => {
+      const body = (item['set'] ?? item['map']) as Json | undefined;
+      return ((body?.['elem'] ?? []) as unknown[]).map((element) => `${String(body?.['name'])}: ${JSON.stringify(element)}`);
+    });
+  }
+
+  // The elements that name one of this test's containers: an address, the host port,
+  // or the network/container ID comment portmap writes.
+  async elementsOfOurs(): Promise<string[]> {
+    const needles = [...this.containers.map((container) => new RegExp(`"${container.address.replace(/\./g, '\\.')}"`)), new RegExp(`\\b${this.hostPort}\\b`), new RegExp(this.network)];
+    return (await this.tableElements()).filter((element) => needles.some((needle) => needle.test(element)));
+  }
+
+  libcniCacheFiles(): string[] {
+    if (!existsSync(libcniResults)) return [];
+    return readdirSync(libcniResults).filter((name) => name.startsWith(`${this.network}-`));
+  }
+
+  async destroy(): Promise<void> {
+    const problems: string[] = [];
+    const step = async (what: string, action: () => unknown) => {
+      try {
+        await action();
+      } catch (error) {
+        problems.push(`${what}: ${(error as Error).message}`);
+      }
+    };
+
+    await step('podman rm', async () => {
+      if (!existsSync(this.env['CONTAINERS_CONF'] as string)) return;
+      const outcome = await this.podman(['rm', '--all', '--force', '--time', '0'], { reject: false });
+      if (outcome.exitCode !== 0) throw new Error(String(outcome.stderr));
+    });
+    await step('stray processes', () => this.killStrayProcesses());
+    await step('container namespaces', async () => {
+      for (const { sandboxKey } of this.containers) {
+        if (sandboxKey === '' || !existsSync(sandboxKey)) continue;
+        if (dirname(sandboxKey) === '/run/netns') await execa('ip', ['netns', 'del', sandboxKey.slice('/run/netns/'.length)]);
+        else {
+          await execa('umount', [sandboxKey], { reject: false });
+          unlinkSync(sandboxKey);
+        }
+      }
+    });
+    // When podman could not DEL, the plugins' own DEL (idempotent, and fine without
+    // the namespace or prevResult) knows which store entries and elements were theirs.
+    await step('DEL without podman', async () => {
+      if (this.reservations().size === 0 && this.stateFiles().length === 0) return;
+      const runner = new ChainRunner({ pluginDirs: [trestleBin, referenceBin] });
+      for (const containerId of this.containerIds) {
+        const netns = this.containers.find((container) => container.id === containerId)?.sandboxKey ?? '';
+        runner.del(this.list, { containerId, netns, ifname: 'eth0' });
+      }
+    });
+    await step('links', async () => {
+      for (const veth of await this.hostVeths()) await execa('ip', ['link', 'del', veth], { reject: false });
+      const exists = await execa('ip', ['link', 'show', this.bridge], { reject: false });
+      if (exists.exitCode === 0) await execa('ip', ['link', 'del', this.bridge]);
+    });
+    await step('nft table inet trestle', async () => {
+      if (this.before.table) return;
+      const listed = await execa('nft', ['list', 'table', 'inet', 'trestle'], { reject: false });
+      if (listed.exitCode !== 0) return;
+      const elements = await this.tableElements();
+      if (elements.length === 0) await execa('nft', ['delete', 'table', 'inet', 'trestle']);
+      else throw new Error(`left in place, it holds elements: ${elements.join(', ')}`);
+    });
+    await step('sysctls', () => {
+      const restore = (path: string, value: string | undefined) => {
+        if (value !== undefined && readSysctl(path) !== value) writeFileSync(path, value);
+      };
+      restore('/proc/sys/net/ipv4/ip_forward', this.before.ipForward);
+      restore('/proc/sys/net/ipv6/conf/all/forwarding', this.before.ipv6Forwarding);
+    });
+    await step('libcni cache', () => {
+      for (const name of this.libcniCacheFiles()) unlinkSync(join(libcniResults, name));
+      if (!this.before.libcniResults) removeIfEmpty(libcniResults);
+      if (!this.before.libcniCache) removeIfEmpty(libcniCache);
+      if (!this.before.runcRoot) removeIfEmpty(runcDefaultRoot);
+    });
+    await step('cgroups', () => this.removeCgroups());
+    await step('mounts', async () => {
+      const inside = mounts()
+        .map((mount) => mount.point)
+        .filter((point) => point.startsWith(`${this.dir}/`))
+        .sort((a, b) => b.length - a.length);
+      for (const point of inside) await execa('umount', ['-l', point], { reject: false });
+    });
+    await step('temporary directory', () => rmSync(this.dir, { recursive: true, force: true }));
+    if (problems.length > 0) throw new Error(`podman teardown: ${problems.join('; ')}`);
+  }
+
+  // conmon and `podman container cleanup` outlive the podman command that started
+  // them; each names this test's directory on its command line.
+  private async killStrayProcesses(): Promise<void> {
+    const victims: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+      try {
+        if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(this.dir)) victims.push(Number(entry));
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    for (const pid of victims) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    if (victims.length > 0) await sleep(200);
+  }
+
+  // With the cgroupfs manager, podman creates <parent>/libpod-<id> and <parent>/conmon
+  // in every hierarchy and removes only the former.
+  private async removeCgroups(): Promise<void> {
+    const roots = mounts()
+      .filter((mount) => mount.type === 'cgroup' || mount.type === 'cgroup2')
+      .map((mount) => join(mount.point, this.cgroupParent))
+      .filter((dir) => existsSync(dir));
+    const tree = (dir: string): string[] => [
+      ...readdirSync(dir, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .flatMap((entry) => tree(join(dir, entry.name))),
+      dir,
+    ];
+    for (const root of roots) {
+      for (const dir of tree(root)) {
+        // Only processes of this test's containers can be in this test's cgroup.
+        for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter((line) => line !== '')) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            // Already gone.
+          }
+        }
+        for (let attempt = 0; ; attempt++) {
+          try {
+            rmdirSync(dir);
+            break;
+          } catch (error) {
+            if (attempt >= 20) throw error;
+            await sleep(50);
+          }
+        }
+      }
+    }
+  }
+}
+
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Absent, or someone else's files are in it.
+  }
+}
