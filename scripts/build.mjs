@@ -2,6 +2,7 @@
 // process per call: resolving node_modules would cost more than the work, and a
 // CommonJS entry starts ~3.5 ms sooner than an ES module (measured here: Node's ESM
 // loader pulls in fs/promises and streams before running a line of ours).
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const entries = {
@@ -11,6 +12,13 @@ const entries = {
   'trestle-portmap': 'src/plugins/portmap/main.ts',
   trestle: 'src/cli/main.ts',
 };
+
+// Code caches belong to the bundles they were made from; the launcher names them after
+// the bundle file, so old ones would only pile up.
+mkdirSync('dist', { recursive: true });
+for (const name of readdirSync('dist', { withFileTypes: true })) {
+  if (name.isFile() && name.name.endsWith('.cache')) rmSync(`dist/${name.name}`);
+}
 
 const selected = process.argv.slice(2);
 const names = selected.length > 0 ? selected : Object.keys(entries);

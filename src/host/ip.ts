@@ -1,4 +1,4 @@
-import { execFile } from '../util/exec.js';
+import { execFile, startFile, type ExecOutcome } from '../util/exec.js';
 import { HostError } from './errors.js';
 import { inNamespace } from './netns.js';
 
@@ -44,9 +44,23 @@ function failedLines(stderr: string): Map<number, string> {
 // operations whose failure was tolerated.
 export function runIpBatch(operations: readonly IpOperation[], netns?: string): IpOperation[] {
   if (operations.length === 0) return [];
-  const script = `${operations.map(renderLine).join('\n')}\n`;
   const [file, args] = inNamespace(netns, 'ip', ['-force', '-batch', '-']);
-  const outcome = execFile(file, args, { input: script });
+  return batchOutcome(operations, execFile(file, args, { input: batchScript(operations) }));
+}
+
+// The same, started now and finished later: the caller does other host work meanwhile.
+export function startIpBatch(operations: readonly IpOperation[], netns?: string): { finish(): Promise<IpOperation[]> } {
+  if (operations.length === 0) return { finish: async () => [] };
+  const [file, args] = inNamespace(netns, 'ip', ['-force', '-batch', '-']);
+  const running = startFile(file, args, { input: batchScript(operations) });
+  return { finish: async () => batchOutcome(operations, await running.finished) };
+}
+
+function batchScript(operations: readonly IpOperation[]): string {
+  return `${operations.map(renderLine).join('\n')}\n`;
+}
+
+function batchOutcome(operations: readonly IpOperation[], outcome: ExecOutcome): IpOperation[] {
   if (outcome.spawnError) throw new HostError(`cannot run ip: ${outcome.spawnError.message}`, outcome.spawnError.message);
   if (outcome.status === 0) return [];
   const failures = failedLines(outcome.stderr);

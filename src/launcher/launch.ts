@@ -3,7 +3,7 @@
 // bridge ADD spends loading code (measured here); Node 20 has no built-in compile
 // cache. One cache per CNI command, written after that command's first run, so it
 // holds exactly the functions that command compiles.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Script } from 'node:vm';
 
@@ -28,10 +28,22 @@ function writeCache(file: string, data: Buffer): void {
   }
 }
 
-export function launch(bundle: string): void {
-  const source = readFileSync(bundle, 'utf8');
+// V8 accepts a code cache for any source of the same length, and a rebuilt bundle
+// often has exactly the old length (the minifier only renamed identifiers): the stale
+// cache then runs the old bytecode against the new source (seen here as a stack
+// overflow). So the cache is named after this very file: its inode and mtime change
+// whenever the bundle is rebuilt or reinstalled.
+function cacheName(bundle: string, fd: number): string {
+  const { ino, mtimeMs } = fstatSync(fd);
   const command = process.env['CNI_COMMAND'] ?? '';
-  const cacheFile = `${bundle}.${commands.has(command) ? command : 'CLI'}.cache`;
+  return `${bundle}.${commands.has(command) ? command : 'CLI'}.${ino.toString(36)}-${Math.trunc(mtimeMs).toString(36)}.cache`;
+}
+
+export function launch(bundle: string): void {
+  const fd = openSync(bundle, 'r');
+  const cacheFile = cacheName(bundle, fd);
+  const source = readFileSync(fd, 'utf8');
+  closeSync(fd);
   const cachedData = readCache(cacheFile);
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
   const script = new Script(wrapped, cachedData ? { filename: bundle, cachedData } : { filename: bundle });

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 export interface ExecOutcome {
   status: number;
@@ -33,4 +33,38 @@ export function execFile(file: string, args: readonly string[], options: ExecOpt
   };
   if (outcome.error) result.spawnError = outcome.error as NodeJS.ErrnoException;
   return result;
+}
+
+export interface RunningProcess {
+  // Resolves when the program has exited; never rejects.
+  finished: Promise<ExecOutcome>;
+}
+
+// Starts a program and returns at once, so that independent host work (a veth being
+// deleted in the kernel, an nft transaction) overlaps instead of adding up. Output is
+// expected to be small: a caller may block the event loop with execFile meanwhile.
+export function startFile(file: string, args: readonly string[], options: ExecOptions = {}): RunningProcess {
+  const child = spawn(file, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 60_000 });
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(options.input ?? '');
+  const finished = new Promise<ExecOutcome>((resolve) => {
+    let spawnError: NodeJS.ErrnoException | undefined;
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      spawnError = error;
+    });
+    child.on('close', (code, signal) => {
+      const outcome: ExecOutcome = {
+        status: code ?? (signal ? 128 : 1),
+        stdout: Buffer.concat(stdout).toString('utf8'),
+        stderr: Buffer.concat(stderr).toString('utf8'),
+      };
+      if (spawnError) outcome.spawnError = spawnError;
+      resolve(outcome);
+    });
+  });
+  return { finished };
 }

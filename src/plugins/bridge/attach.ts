@@ -4,7 +4,7 @@ import type { PluginContext } from '../../cni/skel.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
 import { addRoute, replaceAddress } from '../../host/addresses.js';
 import { HostError } from '../../host/errors.js';
-import { runIpBatch, type IpOperation } from '../../host/ip.js';
+import { runIpBatch, startIpBatch, type IpOperation } from '../../host/ip.js';
 import { createBridge, createVethPair, deleteLink, findLink, randomMac, randomVethName, setAlias, setHairpin, setLinkUp, setPromiscuous, type Link } from '../../host/links.js';
 import { namespaceExists } from '../../host/netns.js';
 import { enableForwarding } from '../../host/sysctl.js';
@@ -83,8 +83,8 @@ function setUpHost(context: PluginContext, config: BridgeConfig, plan: AddressPl
   return side;
 }
 
-function setUpContainer(context: PluginContext, config: BridgeConfig, plan: AddressPlan): void {
-  const { ifname, netns } = context.invocation;
+function containerOperations(context: PluginContext, config: BridgeConfig, plan: AddressPlan): IpOperation[] {
+  const { ifname } = context.invocation;
   const operations: IpOperation[] = [setLinkUp('lo')];
   if (!config.disableContainerInterface) {
     operations.push(setLinkUp(ifname));
@@ -101,7 +101,7 @@ function setUpContainer(context: PluginContext, config: BridgeConfig, plan: Addr
       operations.push(addRoute(spec));
     }
   }
-  runIpBatch(operations, netns);
+  return operations;
 }
 
 export async function attach(context: PluginContext, config: BridgeConfig): Promise<Result> {
@@ -112,16 +112,22 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
   const ipam = ipamClient(context);
   const allocated = await ipam.add();
   const hostVeth = randomVethName();
+  const owner = { network: context.config.name, containerId: invocation.containerId, ifname: invocation.ifname };
+  const firewall = new NftablesFirewall(config.stateDir);
   try {
     const plan = planAddresses(allocated, config);
     const side = setUpHost(context, config, plan, hostVeth);
-    setUpContainer(context, config, plan);
-    if (config.ipMasq) {
-      new NftablesFirewall(config.stateDir).addMasquerade(
-        { network: context.config.name, containerId: invocation.containerId, ifname: invocation.ifname },
-        plan.subnets,
-      );
+    // The container's side and the masquerade rules are independent: the nft
+    // transaction runs while ip configures the container.
+    const containerSide = startIpBatch(containerOperations(context, config, plan), invocation.netns);
+    let firewallError: unknown;
+    try {
+      if (config.ipMasq) firewall.addMasquerade(owner, plan.subnets);
+    } catch (error) {
+      firewallError = error;
     }
+    await containerSide.finish();
+    if (firewallError !== undefined) throw firewallError;
     const result: Result = {
       interfaces: [
         { name: config.bridge, mac: side.bridgeMac },
@@ -143,6 +149,13 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
         runIpBatch([deleteLink(hostVeth)]);
       } catch {
         // Best effort: the original error is what the runtime must see.
+      }
+    }
+    if (config.ipMasq) {
+      try {
+        firewall.removeMasquerade(owner);
+      } catch {
+        // Best effort, as above.
       }
     }
     await ipam.del().catch(() => undefined);

@@ -1,6 +1,6 @@
 import type { PluginContext } from '../../cni/skel.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
-import { runIpBatch } from '../../host/ip.js';
+import { runIpBatch, startIpBatch } from '../../host/ip.js';
 import { deleteLink, listLinks } from '../../host/links.js';
 import { namespaceExists } from '../../host/netns.js';
 import { ipamClient } from '../../ipam/client.js';
@@ -15,8 +15,10 @@ export async function detach(context: PluginContext, config: BridgeConfig): Prom
   const owner = { network: context.config.name, containerId: invocation.containerId, ifname: invocation.ifname };
   try {
     await ipamClient(context).del();
+    let containerSide: { finish(): Promise<unknown> } | undefined;
     if (invocation.netns !== '' && namespaceExists(invocation.netns)) {
-      runIpBatch([deleteLink(invocation.ifname)], invocation.netns);
+      // Deleting a veth is slow in the kernel; the nft transaction runs meanwhile.
+      containerSide = startIpBatch([deleteLink(invocation.ifname)], invocation.netns);
     } else {
       // Without a reachable namespace the veth normally died with it; if something
       // else keeps that namespace alive, find our host end by its owner label.
@@ -26,7 +28,11 @@ export async function detach(context: PluginContext, config: BridgeConfig): Prom
       });
       runIpBatch(leftovers.map((link) => deleteLink(link.name)));
     }
-    new NftablesFirewall(config.stateDir).removeMasquerade(owner);
+    try {
+      new NftablesFirewall(config.stateDir).removeMasquerade(owner);
+    } finally {
+      await containerSide?.finish();
+    }
   } catch (error) {
     hostFailure(error);
   }
