@@ -94,3 +94,14 @@ export function parseNetConf(bytes: Buffer): NetConf {
   if (raw['cni.dev/valid-attachments'] !== undefined) conf.validAttachments = parseAttachments(raw['cni.dev/valid-attachments']);
   return conf;
 }
+
+// A key as Go's encoding/json finds it: the exact name first, then any spelling that
+// differs only in case. Runtimes built on go-cni send capability values from Go
+// structs without JSON tags ({"HostPort": 8080, "ContainerPort": 80, ...}); the
+// reference plugins, being Go, read them, so we must too.
+export function goField(object: JsonObject, key: string): unknown {
+  if (key in object) return object[key];
+  const folded = key.toLowerCase();
+  for (const [candidate, value] of Object.entries(object)) if (candidate.toLowerCase() === folded) return value;
+  return undefined;
+}

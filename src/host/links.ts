@@ -154,5 +154,5 @@ export function setHairpin(port: string, on: boolean): IpOperation {
 }
 
 export function deleteLink(name: string): IpOperation {
-  return { tokens: ['link', 'del', name], what: `delete ${name}`, tolerate: /Cannot find device|does not exist/ };
+  return { tokens: ['link', 'del', name], what: `delete ${name}`, tolerate: /Cannot find device|does not exist|No such device/ };
 }

@@ -1,3 +1,4 @@
+import { goField } from '../cni/config.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
 import { formatAddress, formatPrefix, lastAddress, parseAddress, parsePrefix, prefixContains, type Address, type Prefix } from '../util/ip.js';
 
@@ -18,7 +19,7 @@ function invalid(message: string): CniError {
 }
 
 function optionalAddress(raw: Record<string, unknown>, key: string, where: string): Address | undefined {
-  const value = raw[key];
+  const value = goField(raw, key);
   if (value === undefined || value === null || value === '') return undefined;
   const address = typeof value === 'string' ? parseAddress(value) : undefined;
   if (!address) throw invalid(`${where}: "${key}" is not an IP address: ${JSON.stringify(value)}`);
@@ -28,7 +29,7 @@ function optionalAddress(raw: Record<string, unknown>, key: string, where: strin
 export function parseRange(raw: unknown, where: string): Range {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid(`${where} must be an object`);
   const fields = raw as Record<string, unknown>;
-  const subnetText = fields['subnet'];
+  const subnetText = goField(fields, 'subnet');
   const subnet = typeof subnetText === 'string' ? parsePrefix(subnetText) : undefined;
   if (!subnet) throw invalid(`${where}: "subnet" must be a CIDR such as 10.22.0.0/16, got ${JSON.stringify(subnetText)}`);
   const bits = subnet.family === 4 ? 32 : 128;

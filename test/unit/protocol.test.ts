@@ -1,5 +1,6 @@
 // The protocol layer's pure parts: versions, CNI_ARGS, the environment, names.
 import t from 'tap';
+import { goField } from '../../src/cni/config.js';
 import { checkKnownArgs, parseCniArgs } from '../../src/cni/args.js';
 import { configVersion, parseNetConf } from '../../src/cni/config.js';
 import { parseInvocation } from '../../src/cni/env.js';
@@ -103,4 +104,11 @@ t.test('network configuration', async (t) => {
   });
   t.strictSame(conf.validAttachments, [{ containerId: 'a', ifname: 'eth0' }]);
   t.strictSame(conf.dns, { nameservers: ['10.0.0.1'] });
+});
+
+t.test('keys are found as Go finds them: exact first, then ignoring case', async (t) => {
+  t.equal(goField({ hostPort: 1, HostPort: 2 }, 'hostPort'), 1, 'the exact key wins');
+  t.equal(goField({ HostPort: 8080 }, 'hostPort'), 8080, 'a go-cni struct field without a JSON tag');
+  t.equal(goField({ HOSTIP: '' }, 'hostIP'), '', 'any case');
+  t.equal(goField({ port: 1 }, 'hostPort'), undefined, 'absent');
 });

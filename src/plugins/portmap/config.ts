@@ -1,4 +1,4 @@
-import { isJsonObject, type NetConf } from '../../cni/config.js';
+import { goField, isJsonObject, type NetConf } from '../../cni/config.js';
 import { CniError, ErrorCode } from '../../cni/errors.js';
 import { addressFamily, type Result } from '../../cni/result.js';
 import { defaultStateDir, type PortMapping } from '../../firewall/state.js';
@@ -35,16 +35,16 @@ const unsupportedKeys = ['conditionsV4', 'conditionsV6', 'markMasqBit', 'externa
 function parseMapping(raw: unknown, index: number): RequestedMapping {
   const where = `runtimeConfig.portMappings[${index}]`;
   if (!isJsonObject(raw)) throw invalid(`${where} must be an object`);
-  const protocol = (raw['protocol'] ?? 'tcp') as unknown;
+  const protocol = (goField(raw, 'protocol') || 'tcp') as unknown;
   if (typeof protocol !== 'string' || !['tcp', 'udp', 'sctp'].includes(protocol.toLowerCase())) {
     throw invalid(`${where}.protocol must be tcp, udp or sctp, got ${JSON.stringify(protocol)}`);
   }
   const mapping: RequestedMapping = {
-    hostPort: portNumber(raw['hostPort'], `${where}.hostPort`),
-    containerPort: portNumber(raw['containerPort'], `${where}.containerPort`),
+    hostPort: portNumber(goField(raw, 'hostPort'), `${where}.hostPort`),
+    containerPort: portNumber(goField(raw, 'containerPort'), `${where}.containerPort`),
     protocol: protocol.toLowerCase() as PortMapping['protocol'],
   };
-  const hostIP = raw['hostIP'];
+  const hostIP = goField(raw, 'hostIP');
   if (hostIP !== undefined && hostIP !== null && hostIP !== '') {
     const address = typeof hostIP === 'string' ? parseAddress(hostIP) : undefined;
     if (!address) throw invalid(`${where}.hostIP must be an IP address, got ${JSON.stringify(hostIP)}`);
@@ -54,13 +54,16 @@ function parseMapping(raw: unknown, index: number): RequestedMapping {
   return mapping;
 }
 
-export function parsePortmapConfig(conf: NetConf): PortmapConfig {
+// DEL, GC and STATUS remove or report by owner: they do not read the mappings, so a
+// request that ADD would refuse can never keep a container from being torn down.
+export function parsePortmapConfig(conf: NetConf, options: { mappings: boolean } = { mappings: true }): PortmapConfig {
   const present = unsupportedKeys.filter((key) => conf.raw[key] !== undefined && conf.raw[key] !== null);
   if (present.length > 0) throw new CniError(ErrorCode.UnsupportedField, `trestle-portmap does not support ${present.join(', ')}`);
   const snat = conf.raw['snat'] ?? true;
   if (typeof snat !== 'boolean') throw invalid('"snat" must be true or false');
   const stateDir = conf.raw['stateDir'] ?? defaultStateDir;
   if (typeof stateDir !== 'string' || !stateDir.startsWith('/')) throw invalid('"stateDir" must be an absolute path');
+  if (!options.mappings) return { snat, stateDir, mappings: [] };
   const rawMappings = conf.runtimeConfig['portMappings'] ?? [];
   if (!Array.isArray(rawMappings)) throw invalid('runtimeConfig.portMappings must be a list');
   const mappings = rawMappings.map(parseMapping);

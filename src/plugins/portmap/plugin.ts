@@ -45,7 +45,7 @@ async function add(context: PluginContext): Promise<Result> {
 export const portmapPlugin: Plugin = {
   add,
   del: async (context) => {
-    const config = parsePortmapConfig(context.config);
+    const config = parsePortmapConfig(context.config, { mappings: false });
     try {
       warn(new NftablesFirewall(config.stateDir).removePortMappings(ownerOf(context)));
     } catch (error) {
@@ -63,12 +63,12 @@ export const portmapPlugin: Plugin = {
     }
   },
   status: async (context) => {
-    parsePortmapConfig(context.config);
+    parsePortmapConfig(context.config, { mappings: false });
     const outcome = execFile('nft', ['--version']);
     if (outcome.spawnError || outcome.status !== 0) throw new CniError(ErrorCode.PluginNotAvailable, 'nft (nftables) is not available on this node');
   },
   gc: async (context) => {
-    const config = parsePortmapConfig(context.config);
+    const config = parsePortmapConfig(context.config, { mappings: false });
     const valid = context.config.validAttachments;
     if (!valid) throw new CniError(ErrorCode.InvalidConfig, 'GC needs "cni.dev/valid-attachments" in the configuration');
     const network = context.config.name;
