@@ -25,7 +25,7 @@ export async function missingToolchain(): Promise<string | undefined> {
   return undefined;
 }
 
-function goEnvironment(): Record<string, string> {
+function goEnvironment(cacheRoot: string): Record<string, string> {
   return {
     PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: process.env['HOME'] ?? tmpdir(),
@@ -39,12 +39,13 @@ function goEnvironment(): Record<string, string> {
     GOTOOLCHAIN: 'local',
     // Static: the binary runs under `ip netns exec`, nothing to gain from cgo.
     CGO_ENABLED: '0',
-    GOCACHE: join(tmpdir(), 'trestle-libcni-gocache'),
+    GOCACHE: join(cacheRoot, 'gocache'),
   };
 }
 
-// A cold build compiles the standard library (~7 s), so the binary is kept under the
-// temporary directory, keyed by everything it is made of; a warm one is instant.
+// A cold build compiles the standard library (10 to 40 s on a busy machine), so the
+// binary and Go's build cache are kept under the temporary directory, the binary keyed
+// by everything it is made of; a warm run reuses it.
 export async function buildDriver(): Promise<string> {
   const goVersion = String((await execa('go', ['version'])).stdout);
   const key = createHash('sha256')
@@ -54,15 +55,16 @@ export async function buildDriver(): Promise<string> {
     .update(readFileSync(join(libcniSource, 'conf.go')))
     .digest('hex')
     .slice(0, 16);
-  const dir = join(tmpdir(), `trestle-libcni-${key}`);
-  const binary = join(dir, 'trestle-libcni');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // We run this binary as root: only trust a directory that we own and nobody else can write.
-  const info = statSync(dir);
-  if (info.uid !== process.getuid?.() || (info.mode & 0o022) !== 0) throw new Error(`refusing to use ${dir}: not ours alone`);
+  const cacheRoot = join(tmpdir(), `trestle-libcni-${process.getuid?.() ?? 'user'}`);
+  mkdirSync(cacheRoot, { recursive: true, mode: 0o700 });
+  // We run this binary (and let Go reuse cached objects) as root: only trust a
+  // directory that we own and nobody else can write.
+  const info = statSync(cacheRoot);
+  if (info.uid !== process.getuid?.() || (info.mode & 0o022) !== 0) throw new Error(`refusing to use ${cacheRoot}: not ours alone`);
+  const binary = join(cacheRoot, `trestle-libcni-${key}`);
   if (existsSync(binary)) return binary;
   const partial = `${binary}.${process.pid}.partial`;
-  const build = await execa('go', ['build', '-trimpath', '-o', partial, driverSource], { env: goEnvironment(), extendEnv: false, cwd: dir, reject: false });
+  const build = await execa('go', ['build', '-trimpath', '-o', partial, driverSource], { env: goEnvironment(cacheRoot), extendEnv: false, cwd: cacheRoot, reject: false });
   if (build.failed) throw new Error(`go build of ${driverSource} failed: ${String(build.stderr)}`);
   renameSync(partial, binary);
   return binary;

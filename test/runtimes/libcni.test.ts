@@ -76,6 +76,7 @@ function run(driver: string): void {
 
       const containers = [await sandbox.addContainer(), await sandbox.addContainer()];
       const hostPort = 8080;
+      // camelCase keys, as CRI-O's ocicni and podman marshal them (containerd: below).
       const requests = [
         criRequest(containers[0]!, 'web', { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }] }),
         criRequest(containers[1]!, 'client'),
@@ -166,23 +167,21 @@ function run(driver: string): void {
   // portmap decodes it with Go's case-insensitive encoding/json; a plugin that reads
   // only "hostPort" refuses every containerd pod that maps a port.
   t.test("libcni, containerd's portMappings as go-cni marshals them", async (t) => {
-    // A known Trestle bug, kept visible: these assertions report as TODO until it is fixed.
-    const todo = { todo: 'trestle-portmap reads only hostPort/containerPort/protocol/hostIP, not HostPort/ContainerPort/Protocol/HostIP' };
     const sandbox = await Sandbox.create(t);
     const { path: conflist, list } = sandboxedConflist(sandbox, '1.0.0');
     const container = await sandbox.addContainer();
     const request = criRequest(container, 'go-cni', { portMappings: [{ HostPort: 8081, ContainerPort: 80, Protocol: 'tcp', HostIP: '' }] });
     const added = await runDriver(sandbox, driver, 'add', conflist, request);
-    t.equal(added.exitCode, 0, `ADD succeeds (${describeOutcome(added)})`, todo);
-    t.ok((await tableElements(sandbox)).some((line) => line.includes('8081')), 'host port 8081 is mapped', todo);
+    t.equal(added.exitCode, 0, `ADD succeeds (${describeOutcome(added)})`);
+    t.ok((await tableElements(sandbox)).some((line) => line.includes('8081')), 'host port 8081 is mapped');
     // containerd sends DEL with the same capability arguments after a failed ADD and
     // when the pod goes; portmap runs first on DEL, so its refusal keeps the bridge's
     // DEL from ever running and the pod's veth and addresses are never released.
     const deleted = await runDriver(sandbox, driver, 'del', conflist, request);
-    t.equal(deleted.exitCode, 0, `DEL succeeds (${describeOutcome(deleted)})`, todo);
-    t.strictSame(await veths(sandbox), [], 'no veth left on the node', todo);
-    t.strictSame(reservations(sandbox, String(list['name'])), [], 'no address reserved in the store', todo);
-    t.strictSame(await tableElements(sandbox), [], 'no element left in inet trestle', todo);
+    t.equal(deleted.exitCode, 0, `DEL succeeds (${describeOutcome(deleted)})`);
+    t.strictSame(await veths(sandbox), [], 'no veth left on the node');
+    t.strictSame(reservations(sandbox, String(list['name'])), [], 'no address reserved in the store');
+    t.strictSame(await tableElements(sandbox), [], 'no element left in inet trestle');
   });
 
   // libcni 1.1.2 implements spec 1.0.0: VERSION validation lets a 1.1.0 list through

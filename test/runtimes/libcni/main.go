@@ -105,7 +105,7 @@ func main() {
 	// libcni 1.1.2 predates CNI 1.1.0's GC and STATUS (GCNetworkList and
 	// GetStatusNetworkList arrived in libcni 1.2.0); a runtime built on it never sends them.
 	if command == "gc" || command == "status" {
-		fail(3, "%s: not available in libcni %s (spec %s): GC and STATUS need libcni 1.2.0 or later", command, "1.1.2", version.Current())
+		fail(3, "%s: not available: this libcni implements spec %s and has no GCNetworkList/GetStatusNetworkList (added in libcni 1.2.0)", command, version.Current())
 	}
 
 	if len(positional) != 5 {
