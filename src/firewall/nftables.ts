@@ -86,9 +86,31 @@ export class NftablesFirewall implements Firewall {
   private uninstall(kind: RuleOwner, owner: Owner): AttachmentRules | undefined {
     const rules = readAttachmentRules(this.stateDir, kind, owner);
     if (!rules) return undefined;
-    if (rules.elements.length > 0) this.apply(rules.elements.flatMap(removeElement));
+    if (rules.elements.length > 0) {
+      try {
+        this.apply(rules.elements.flatMap(removeElement));
+      } catch (error) {
+        if (!(error instanceof HostError) || !/File exists/.test(error.reason)) throw error;
+        // The state file is written before the transaction, so an ADD that died in
+        // between (or lost a port conflict it never got to record) leaves a host port
+        // here that another container holds: re-adding that key with our target
+        // fails. Such keys are theirs to keep; we remove only what is still ours.
+        const heldByOthers = this.keysHeldByOthers(kind, owner);
+        const ours = rules.elements.filter((element) => !(isMapElement(element) && heldByOthers.has(`${element.set}|${element.key}`)));
+        if (ours.length > 0) this.apply(ours.flatMap(removeElement));
+      }
+    }
     removeAttachmentRules(this.stateDir, kind, owner);
     return rules;
+  }
+
+  private keysHeldByOthers(kind: RuleOwner, owner: Owner): Set<string> {
+    const keys = new Set<string>();
+    for (const rules of listAttachmentRules(this.stateDir, kind)) {
+      if (rules.network === owner.network && rules.containerId === owner.containerId && rules.ifname === owner.ifname) continue;
+      for (const element of rules.elements) keys.add(`${element.set}|${element.key}`);
+    }
+    return keys;
   }
 
   private verify(kind: RuleOwner, owner: Owner, what: string): void {

@@ -89,7 +89,8 @@ export class PodmanNode {
   readonly stateDir = join(this.dir, 'state');
   readonly rootfs = join(this.dir, 'rootfs');
   readonly configDir = join(this.dir, 'net.d');
-  readonly page = `hello from podman ${this.id}\n`;
+  // execa strips the final newline of what wget prints, so the page has none to lose.
+  readonly page = `hello from podman ${this.id}`;
   readonly containers: Container[] = [];
   readonly env: Record<string, string>;
   subnetPrefix = '';
@@ -164,14 +165,15 @@ export class PodmanNode {
       if (!existsSync(join(this.rootfs, applet))) symlinkSync('/bin/busybox', join(this.rootfs, applet));
     }
     mkdirSync(join(this.rootfs, 'www'));
-    writeFileSync(join(this.rootfs, 'www', 'index.html'), this.page);
+    writeFileSync(join(this.rootfs, 'www', 'index.html'), `${this.page}\n`);
   }
 
   private writeConfiguration(): void {
     const runc = findExecutable('runc');
     if (runc === undefined) throw new Error('runc not found; install runc (scripts/install-deps.sh --tests)');
-    // Podman gives runc no --root for every call (the exit command of conmon and
-    // `podman rm` use runc's default, /run/runc): a wrapper keeps its state here.
+    // runc keeps its state in the machine-wide /run/runc unless given --root, and
+    // podman's --runtime-flag does not reach every call (`podman rm` and conmon's exit
+    // command ran runc without it): a wrapper as the runtime gives it to all of them.
     const wrapper = join(this.dir, 'bin', 'runc');
     mkdirSync(dirname(wrapper));
     writeFileSync(wrapper, `#!/bin/sh\nexec ${runc} --root ${join(this.dir, 'runc')} "$@"\n`, { mode: 0o755 });
@@ -289,28 +291,49 @@ export class PodmanNode {
       .map((entry) => join(entry.parentPath ?? entry.path ?? '', entry.name));
   }
 
+  private stateOwners(): string[] {
+    return this.stateFiles().flatMap((file) => {
+      try {
+        return [String((JSON.parse(readFileSync(file, 'utf8')) as Json)['containerId'])];
+      } catch {
+        return [];
+      }
+    });
+  }
+
   async hostVeths(): Promise<string[]> {
     const outcome = await execa('ip', ['-j', 'link', 'show', 'master', this.bridge], { reject: false });
     if (outcome.exitCode !== 0 || String(outcome.stdout).trim() === '') return [];
     return (JSON.parse(String(outcome.stdout)) as Json[]).map((link) => String(link['ifname']));
   }
 
-  // Every element of every set and map in `inet trestle`, as nft prints it in JSON.
-  async tableElements(): Promise<string[]> {
+  // Every element of every set and map in `inet trestle`: as nft prints it in JSON
+  // (text) and as nft syntax for `delete element` (key).
+  async tableElements(): Promise<Array<{ set: string; text: string; key: string }>> {
     const outcome = await execa('nft', ['-j', 'list', 'table', 'inet', 'trestle'], { reject: false });
     if (outcome.exitCode !== 0) return [];
     const parsed = JSON.parse(String(outcome.stdout)) as { nftables: Json[] };
     return parsed.nftables.flatMap((item) => {
       const body = (item['set'] ?? item['map']) as Json | undefined;
-      return ((body?.['elem'] ?? []) as unknown[]).map((element) => `${String(body?.['name'])}: ${JSON.stringify(element)}`);
+      const set = String(body?.['name']);
+      return ((body?.['elem'] ?? []) as unknown[]).map((element) => ({ set, text: `${set}: ${JSON.stringify(element)}`, key: nftKey(element) }));
     });
   }
 
   // The elements that name one of this test's containers: an address, the host port,
   // or the network/container ID comment portmap writes.
   async elementsOfOurs(): Promise<string[]> {
-    const needles = [...this.containers.map((container) => new RegExp(`"${container.address.replace(/\./g, '\\.')}"`)), new RegExp(`\\b${this.hostPort}\\b`), new RegExp(this.network)];
-    return (await this.tableElements()).filter((element) => needles.some((needle) => needle.test(element)));
+    return (await this.ourElements()).map((element) => element.text);
+  }
+
+  private async ourElements(): Promise<Array<{ set: string; text: string; key: string }>> {
+    const needles = [
+      ...this.containers.map((container) => new RegExp(`"${container.address.replace(/\./g, '\\.')}"`)),
+      new RegExp(`"${this.subnetPrefix.replace(/\./g, '\\.')}\\.`),
+      new RegExp(`\\b${this.hostPort}\\b`),
+      new RegExp(this.network),
+    ];
+    return (await this.tableElements()).filter((element) => needles.some((needle) => needle.test(element.text)));
   }
 
   libcniCacheFiles(): string[] {
@@ -345,14 +368,25 @@ export class PodmanNode {
       }
     });
     // When podman could not DEL, the plugins' own DEL (idempotent, and fine without
-    // the namespace or prevResult) knows which store entries and elements were theirs.
-    await step('DEL without podman', async () => {
+    // the namespace or prevResult) knows which store entries and elements were theirs;
+    // the store and the state files name containers whose `podman run` failed.
+    await step('DEL without podman', () => {
       if (this.reservations().size === 0 && this.stateFiles().length === 0) return;
+      const owners = new Set([...this.containerIds, ...this.reservations().values(), ...this.stateOwners()]);
       const runner = new ChainRunner({ pluginDirs: [trestleBin, referenceBin] });
-      for (const containerId of this.containerIds) {
+      const failures: string[] = [];
+      for (const containerId of owners) {
         const netns = this.containers.find((container) => container.id === containerId)?.sandboxKey ?? '';
-        runner.del(this.list, { containerId, netns, ifname: 'eth0' });
+        // One plugin at a time: a failing portmap DEL must not keep the bridge's from running.
+        for (const plugin of [...this.list.plugins].reverse()) {
+          try {
+            runner.invoke(String(plugin['type']), 'DEL', { ...plugin, cniVersion: this.list.cniVersion, name: this.list.name }, { containerId, netns, ifname: 'eth0' });
+          } catch (error) {
+            failures.push(`${String(plugin['type'])} DEL ${containerId}: ${(error as Error).message}`);
+          }
+        }
       }
+      if (failures.length > 0) throw new Error(failures.join('; '));
     });
     await step('links', async () => {
       for (const veth of await this.hostVeths()) await execa('ip', ['link', 'del', veth], { reject: false });
@@ -360,12 +394,14 @@ export class PodmanNode {
       if (exists.exitCode === 0) await execa('ip', ['link', 'del', this.bridge]);
     });
     await step('nft table inet trestle', async () => {
-      if (this.before.table) return;
-      const listed = await execa('nft', ['list', 'table', 'inet', 'trestle'], { reject: false });
-      if (listed.exitCode !== 0) return;
-      const elements = await this.tableElements();
-      if (elements.length === 0) await execa('nft', ['delete', 'table', 'inet', 'trestle']);
-      else throw new Error(`left in place, it holds elements: ${elements.join(', ')}`);
+      const leftovers = await this.ourElements();
+      for (const element of leftovers) await execa('nft', ['delete', 'element', 'inet', 'trestle', element.set, `{ ${element.key} }`], { reject: false });
+      if (!this.before.table && (await execa('nft', ['list', 'table', 'inet', 'trestle'], { reject: false })).exitCode === 0) {
+        const elements = await this.tableElements();
+        if (elements.length === 0) await execa('nft', ['delete', 'table', 'inet', 'trestle']);
+        else throw new Error(`left in place, it holds elements not of this test: ${elements.map((element) => element.text).join(', ')}`);
+      }
+      if (leftovers.length > 0) throw new Error(`deleted by hand, the plugins left them: ${leftovers.map((element) => element.text).join(', ')}`);
     });
     await step('sysctls', () => {
       const restore = (path: string, value: string | undefined) => {
@@ -392,17 +428,36 @@ export class PodmanNode {
     if (problems.length > 0) throw new Error(`podman teardown: ${problems.join('; ')}`);
   }
 
-  // conmon and `podman container cleanup` outlive the podman command that started
-  // them; each names this test's directory on its command line.
+  // This test's cgroup directories in every hierarchy, children first.
+  private cgroupDirs(): string[] {
+    const tree = (dir: string): string[] => [
+      ...readdirSync(dir, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .flatMap((entry) => tree(join(dir, entry.name))),
+      dir,
+    ];
+    return mounts()
+      .filter((mount) => mount.type === 'cgroup' || mount.type === 'cgroup2')
+      .map((mount) => join(mount.point, this.cgroupParent))
+      .filter((dir) => existsSync(dir))
+      .flatMap(tree);
+  }
+
+  // What podman started and could not stop: conmon and `podman container cleanup`
+  // name this test's directory on their command line, and the containers' processes
+  // are in this test's cgroup. Each is ended by its PID.
   private async killStrayProcesses(): Promise<void> {
-    const victims: number[] = [];
+    const victims = new Set<number>();
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
       try {
-        if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(this.dir)) victims.push(Number(entry));
+        if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(this.dir)) victims.add(Number(entry));
       } catch {
         // Exited meanwhile.
       }
+    }
+    for (const dir of this.cgroupDirs()) {
+      for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n')) if (pid !== '') victims.add(Number(pid));
     }
     for (const pid of victims) {
       try {
@@ -411,44 +466,37 @@ export class PodmanNode {
         // Already gone.
       }
     }
-    if (victims.length > 0) await sleep(200);
+    if (victims.size > 0) await sleep(200);
   }
 
   // With the cgroupfs manager, podman creates <parent>/libpod-<id> and <parent>/conmon
   // in every hierarchy and removes only the former.
   private async removeCgroups(): Promise<void> {
-    const roots = mounts()
-      .filter((mount) => mount.type === 'cgroup' || mount.type === 'cgroup2')
-      .map((mount) => join(mount.point, this.cgroupParent))
-      .filter((dir) => existsSync(dir));
-    const tree = (dir: string): string[] => [
-      ...readdirSync(dir, { withFileTypes: true })
-        .filter((entry) => entry.isDirectory())
-        .flatMap((entry) => tree(join(dir, entry.name))),
-      dir,
-    ];
-    for (const root of roots) {
-      for (const dir of tree(root)) {
-        // Only processes of this test's containers can be in this test's cgroup.
-        for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter((line) => line !== '')) {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {
-            // Already gone.
-          }
-        }
-        for (let attempt = 0; ; attempt++) {
-          try {
-            rmdirSync(dir);
-            break;
-          } catch (error) {
-            if (attempt >= 20) throw error;
-            await sleep(50);
-          }
+    for (const dir of this.cgroupDirs()) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          rmdirSync(dir);
+          break;
+        } catch (error) {
+          if (attempt >= 40) throw error;
+          await sleep(50);
         }
       }
     }
   }
+}
+
+// An element of `nft -j` output as the key `delete element` takes: a map element is
+// [key, value], a commented one {elem: {val}}, concatenations join with " . ".
+function nftKey(expression: unknown): string {
+  if (Array.isArray(expression)) return nftKey(expression[0]);
+  if (typeof expression !== 'object' || expression === null) return String(expression);
+  const node = expression as Json;
+  if (node['elem'] !== undefined) return nftKey(node['elem']['val']);
+  if (node['concat'] !== undefined) return (node['concat'] as unknown[]).map(nftKey).join(' . ');
+  if (node['prefix'] !== undefined) return `${String(node['prefix']['addr'])}/${String(node['prefix']['len'])}`;
+  if (node['range'] !== undefined) return `${nftKey(node['range'][0])}-${nftKey(node['range'][1])}`;
+  return JSON.stringify(expression);
 }
 
 function removeIfEmpty(dir: string): void {

@@ -1,4 +1,6 @@
 // trestle-portmap's CHECK, GC, conntrack flushing and input errors, on the real kernel.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { ChainError } from '../../src/runtime/chain.js';
 import { Sandbox, lan } from '../../src/sandbox/sandbox.js';
@@ -81,4 +83,32 @@ t.test('bad input', async (t) => {
   t.equal(orphan?.code, 7, 'ADD without prevResult -> code 7');
   const passThrough = runner.invoke('trestle-portmap', 'ADD', { ...portmap, cniVersion: '1.1.0', name: list.name, prevResult }, sandbox.attachment(container));
   t.same(passThrough?.['ips'], prevResult.ips, 'with no mappings, prevResult passes through unchanged');
+});
+
+t.test('DEL after an ADD that died between its state file and its transaction', async (t) => {
+  const sandbox = await Sandbox.create(t);
+  const list = sandbox.conflist(natPlugins(sandbox));
+  const runner = sandbox.runner();
+  const [holder, interrupted] = await Promise.all([sandbox.addContainer(), sandbox.addContainer()]);
+  const web = { hostPort: 8080, containerPort: 80, protocol: 'tcp' };
+  const holderAttachment = sandbox.attachment(holder, { capabilities: { portMappings: [web] } });
+  runner.add(list, holderAttachment);
+  const interruptedAttachment = sandbox.attachment(interrupted, { capabilities: { portMappings: [web] } });
+  const bridgeOnly = { ...list, plugins: list.plugins.slice(0, 1) };
+  const interruptedResult = runner.add(bridgeOnly, interruptedAttachment);
+
+  // What trestle-portmap records before its nft transaction: the second container's
+  // claim on 8080, which the kernel never took because the first one holds it.
+  const stateDir = join(sandbox.stateDir, 'firewall', list.name);
+  const holderState = readFileSync(join(stateDir, `portmap.${holder.id}.eth0.json`), 'utf8');
+  const holderAddress = (JSON.parse(holderState) as { portMappings: Array<{ containerIP: string }> }).portMappings[0]!.containerIP;
+  const interruptedAddress = ((interruptedResult['ips'] as Array<{ address: string }>)[0]!.address.split('/')[0]) as string;
+  writeFileSync(join(stateDir, `portmap.${interrupted.id}.eth0.json`), holderState.replaceAll(holder.id, interrupted.id).replaceAll(holderAddress, interruptedAddress));
+
+  t.doesNotThrow(() => runner.del(list, interruptedAttachment, interruptedResult), 'DEL of the interrupted container succeeds');
+  t.notOk(existsSync(join(stateDir, `portmap.${interrupted.id}.eth0.json`)), 'its state file is gone');
+  const mapped = await setElements(sandbox, 'map', 'hp_any4');
+  t.equal(mapped.length, 1, "the holder's mapping stays");
+  t.match(mapped[0] ?? '', holderAddress, 'pointing at the holder');
+  t.notMatch((await setElements(sandbox, 'set', 'masq4')).join(' '), interruptedAddress, "the interrupted container's masquerade entry is gone: the bridge's DEL ran");
 });

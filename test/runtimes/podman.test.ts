@@ -12,10 +12,10 @@ import { findExecutable, PodmanNode } from '../helpers/podman.js';
 const podman = findExecutable('podman');
 
 if (podman === undefined) {
-  t.comment('#'.repeat(78));
-  t.comment('# SKIPPED test/runtimes/podman.test.ts: podman not found on PATH.');
-  t.comment('# Install it (with runc and conmon) by `scripts/install-deps.sh --tests`.');
-  t.comment('#'.repeat(78));
+  t.comment('!'.repeat(76));
+  t.comment('SKIPPED test/runtimes/podman.test.ts: podman not found on PATH or in /usr/sbin.');
+  t.comment('Install it, with runc and conmon, by `scripts/install-deps.sh --tests`.');
+  t.comment('!'.repeat(76));
   t.plan(0, 'podman not found');
 } else {
   t.test('podman run on a Trestle network: address, host port, neighbour, clean removal', async (t) => {
