@@ -2,7 +2,7 @@
 // process per call: resolving node_modules would cost more than the work, and a
 // CommonJS entry starts ~3.5 ms sooner than an ES module (measured here: Node's ESM
 // loader pulls in fs/promises and streams before running a line of ours).
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const entries = {
@@ -23,7 +23,10 @@ for (const name of readdirSync('dist', { withFileTypes: true })) {
 const selected = process.argv.slice(2);
 const names = selected.length > 0 ? selected : Object.keys(entries);
 
-await build({
+const output = await build({
+  // Written below, each file replaced by a rename: a plugin started while we build
+  // reads either the old bundle or the new one, never half of one.
+  write: false,
   entryPoints: Object.fromEntries(names.map((name) => [name, entries[name]])),
   outdir: 'dist',
   outExtension: { '.js': '.cjs' },
@@ -37,3 +40,8 @@ await build({
   loader: { '.conflist': 'json' },
   logLevel: 'error',
 });
+for (const file of output.outputFiles) {
+  const temporary = `${file.path}.${process.pid}.tmp`;
+  writeFileSync(temporary, file.contents);
+  renameSync(temporary, file.path);
+}
