@@ -9,7 +9,7 @@ BIN_DIR ?= /usr/local/bin
 INSTALL_FORM ?= script
 DESTDIR ?=
 export CNI_BIN_DIR CNI_CONF_DIR TRESTLE_LIB_DIR BIN_DIR INSTALL_FORM DESTDIR
-SOURCES := $(shell find src -name '*.ts') scripts/build.mjs package.json
+SOURCES := $(shell find src -name '*.ts') scripts/build.mjs scripts/bundle-options.mjs package.json
 
 .PHONY: build test typecheck clean demo deps test-deps install uninstall sea
 

@@ -14,7 +14,7 @@ import { runFootprint } from './sections/footprint.js';
 import { runGrowth } from './sections/growth.js';
 import { runParallel } from './sections/parallel.js';
 import { runSequential } from './sections/sequential.js';
-import { runStartup } from './sections/startup.js';
+import { runStartup, singleExecutable } from './sections/startup.js';
 import { unsettled } from './settle.js';
 
 const sections = ['startup', 'footprint', 'sequential', 'parallel', 'growth'] as const;
@@ -81,7 +81,14 @@ async function main(): Promise<void> {
   log(`${mode} mode; comparing ${reference.label} with ${trestle.label}`);
   const implementations = [reference, trestle] as const;
   const results: Results = { implementations };
-  if (chosen('startup')) results.startup = await runStartup(implementations, plan.versionRuns);
+  if (chosen('startup')) {
+    const sea = singleExecutable(trestle);
+    try {
+      results.startup = await runStartup(sea ? [...implementations, sea.implementation] : implementations, plan.versionRuns);
+    } finally {
+      sea?.cleanup();
+    }
+  }
   if (chosen('footprint')) results.footprint = await runFootprint(implementations);
   if (chosen('sequential')) results.sequential = { n: plan.n, roundSize: plan.roundSize, results: await runSequential(implementations, plan.n, plan.roundSize) };
   if (chosen('parallel')) results.parallel = { count: plan.parallel, runs: await runParallel(implementations, plan.parallel, plan.parallelRuns) };

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { build } from 'esbuild';
+import { programBundle } from './bundle-options.mjs';
 
 const dir = 'dist/sea';
 // The fuse Node's single-executable support looks for (Node's documented value).
@@ -14,15 +15,7 @@ mkdirSync(dir, { recursive: true });
 await build({
   entryPoints: { multicall: 'src/launcher/multicall.ts' },
   outdir: dir,
-  outExtension: { '.js': '.cjs' },
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  minify: true,
-  legalComments: 'none',
-  loader: { '.conflist': 'json' },
-  logLevel: 'error',
+  ...programBundle,
 });
 
 writeFileSync(

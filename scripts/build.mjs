@@ -4,6 +4,7 @@
 // loader pulls in fs/promises and streams before running a line of ours).
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
+import { programBundle } from './bundle-options.mjs';
 
 const entries = {
   launch: 'src/launcher/launch.ts',
@@ -29,16 +30,7 @@ const output = await build({
   write: false,
   entryPoints: Object.fromEntries(names.map((name) => [name, entries[name]])),
   outdir: 'dist',
-  outExtension: { '.js': '.cjs' },
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  // Less to parse at every start; stack traces only ever reach stderr.
-  minify: true,
-  legalComments: 'none',
-  loader: { '.conflist': 'json' },
-  logLevel: 'error',
+  ...programBundle,
 });
 for (const file of output.outputFiles) {
   const temporary = `${file.path}.${process.pid}.tmp`;

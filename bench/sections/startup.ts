@@ -1,3 +1,7 @@
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../../src/sandbox/sandbox.js';
 import { cniVersion, roles, type Implementation, type Role } from '../impls.js';
 import { log } from '../log.js';
 import { Runtime } from '../runtime.js';
@@ -11,6 +15,19 @@ export interface StartupResult {
   type: string;
   ms: number[];
   failures: number;
+}
+
+// The single-executable form (make sea), linked under the plugin names as make
+// install links it, when it has been built: it is timed beside the script form.
+export function singleExecutable(trestle: Implementation): { implementation: Implementation; cleanup(): void } | undefined {
+  const binary = join(repoRoot, 'dist', 'sea', 'trestle');
+  if (!existsSync(binary)) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'trestle-bench-sea-'));
+  for (const type of Object.values(trestle.types)) symlinkSync(binary, join(dir, type));
+  return {
+    implementation: { ...trestle, label: 'trestle (single executable)', pluginDirs: [dir] },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 export async function runStartup(implementations: readonly Implementation[], runs: number): Promise<StartupResult[]> {

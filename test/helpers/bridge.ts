@@ -76,6 +76,11 @@ export async function invoke(sandbox: Sandbox, type: string, request: Call, conf
     extendEnv: false,
     reject: false,
   });
+  return toOutcome(outcome);
+}
+
+// A finished process as the tests read it: its JSON answer when stdout holds one.
+export function toOutcome(outcome: { exitCode?: number | undefined; stdout: unknown; stderr: unknown }): Outcome {
   const stdout = String(outcome.stdout);
   let json: Json | undefined;
   try {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { referenceBin, repoRoot, trestleBin, type Sandbox } from '../../src/sandbox/sandbox.js';
+import { toOutcome, type Outcome } from './bridge.js';
 
 export type Json = Record<string, any>;
 
@@ -101,12 +102,7 @@ export interface DriverCall {
   cniArgs?: string;
 }
 
-export interface DriverOutcome {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-  json: Json | undefined;
-}
+export type DriverOutcome = Outcome;
 
 // One driver process in the node namespace, with PATH only: a runtime's plugins
 // inherit little, and nothing of the test runner's environment should help them.
@@ -127,14 +123,7 @@ export async function runDriver(
     extendEnv: false,
     reject: false,
   });
-  const stdout = String(outcome.stdout);
-  let json: Json | undefined;
-  try {
-    json = JSON.parse(stdout) as Json;
-  } catch {
-    json = undefined;
-  }
-  return { exitCode: outcome.exitCode ?? -1, stdout, stderr: String(outcome.stderr), json };
+  return toOutcome(outcome);
 }
 
 export function describeOutcome(outcome: DriverOutcome): string {
