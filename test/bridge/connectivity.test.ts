@@ -1,6 +1,7 @@
 // Two containers on one trestle-bridge network get working interfaces: addresses,
 // default routes and traffic to each other and to the gateway, in IPv4 and dual
 // stack; and the ADD result has the shape of every CNI version a runtime may ask for.
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
 import {
@@ -134,4 +135,28 @@ t.test('ADD results in the shape of each CNI version', async (t) => {
     t.equal(section?.['gateway'], gateway, `0.2.0: ${key}.gateway`);
     t.strictSame(section?.['routes'], [{ dst, gw: gateway }], `0.2.0: ${key}.routes`);
   }
+});
+
+// Runtimes name a namespace by any path: /run/netns/<name> (reached with `ip -n`) or a
+// process's /proc/<pid>/ns/net, which has no name (reached through nsenter).
+t.test('a container namespace given as /proc/<pid>/ns/net', async (t) => {
+  const sandbox = await Sandbox.create(t);
+  const runner = sandbox.runner();
+  const list = sandbox.conflist([bridgeEntry(sandbox)], '1.0.0');
+  const named = await sandbox.addContainer();
+  const holder = sandbox.spawn(named.name, 'sleep', ['60']);
+  // `ip netns exec` replaces itself with the program: once its name is sleep, the
+  // process is in the container's namespace.
+  const pid = holder.pid as number;
+  for (let attempt = 0; attempt < 100 && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'sleep'; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const attachment = { ...sandbox.attachment(named), netns: `/proc/${pid}/ns/net` };
+  const result = runner.add(list, attachment);
+  const eth0 = await link(sandbox, named.name, 'eth0');
+  t.same(addressesOf(eth0, 4), [((result['ips'] as Json[])[0] as Json)['address']], 'eth0 in that namespace holds the address');
+  t.ok(await ping(sandbox, named.name, gateway4), 'and reaches the gateway');
+  t.doesNotThrow(() => runner.check(list, attachment, result), 'CHECK passes');
+  runner.del(list, attachment, result);
+  t.notOk(await link(sandbox, named.name, 'eth0'), 'DEL removed eth0');
 });
