@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { configVersion, parseJsonObject, parseNetConf, type NetConf } from './config.js';
 import { parseInvocation, parseCommand, type Invocation } from './env.js';
 import { CniError, ErrorCode, toErrorJson } from './errors.js';
@@ -86,21 +86,34 @@ function asCniError(error: unknown): CniError {
   return new CniError(ErrorCode.Internal, `internal error: ${message}`);
 }
 
+// Writes straight to a file descriptor: touching process.stdout builds a stream (and
+// loads Node's stream module), ~4 ms of a call that prints one line. A pipe the runtime
+// has not drained yet answers EAGAIN; the write is then retried.
+export function writeAll(fd: number, text: string): void {
+  const bytes = Buffer.from(text);
+  for (let offset = 0; offset < bytes.length; ) {
+    try {
+      offset += writeSync(fd, bytes, offset);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
+}
+
 // Runs one CNI invocation and exits. Only JSON reaches stdout; a stack trace, if
 // any, goes to stderr where the runtime logs it.
 export async function runPlugin(source: PluginSource): Promise<never> {
   const stdin = readStdin();
   try {
     const output = await dispatch(source, stdin);
-    if (output !== undefined) process.stdout.write(`${JSON.stringify(output)}\n`);
+    if (output !== undefined) writeAll(1, `${JSON.stringify(output)}\n`);
     process.exitCode = 0;
   } catch (error) {
     const cniError = asCniError(error);
-    if (cniError.code === ErrorCode.Internal && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
-    process.stdout.write(`${JSON.stringify(toErrorJson(cniError, versionOfBytes(stdin) ?? latestVersion))}\n`);
+    if (cniError.code === ErrorCode.Internal && error instanceof Error && error.stack) writeAll(2, `${error.stack}\n`);
+    writeAll(1, `${JSON.stringify(toErrorJson(cniError, versionOfBytes(stdin) ?? latestVersion))}\n`);
     process.exitCode = 1;
   }
-  // Flushing stdout before exiting matters when it is a pipe.
-  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   process.exit();
 }

@@ -1,6 +1,6 @@
 import { CniError, ErrorCode } from '../../cni/errors.js';
 import type { Result } from '../../cni/result.js';
-import type { Plugin, PluginContext } from '../../cni/skel.js';
+import { writeAll, type Plugin, type PluginContext } from '../../cni/skel.js';
 import { MissingRulesError, PortConflictError, type Owner } from '../../firewall/firewall.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
 import { HostError } from '../../host/errors.js';
@@ -19,7 +19,7 @@ function translate(error: unknown): never {
 }
 
 function warn(warnings: readonly string[]): void {
-  for (const warning of warnings) process.stderr.write(`trestle-portmap: ${warning}\n`);
+  for (const warning of warnings) writeAll(2, `trestle-portmap: ${warning}\n`);
 }
 
 // A chained plugin: it adds host port mappings for the addresses the previous
