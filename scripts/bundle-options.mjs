@@ -11,5 +11,9 @@ export const programBundle = {
   minify: true,
   legalComments: 'none',
   loader: { '.conflist': 'json' },
+  // proper-lockfile reaches fs through graceful-fs, which queues calls that hit EMFILE
+  // and patches fs at load time: nothing a process making a dozen fs calls needs, and
+  // loading it cost ~4 ms of every IPAM call (11.2 -> 7.2 ms to load proper-lockfile).
+  alias: { 'graceful-fs': 'node:fs' },
   logLevel: 'error',
 };
