@@ -70,7 +70,7 @@ t.test('doctor names each problem of a node and exits 1 on a failure', async (t)
   const verdictOf = (all: Finding[], check: RegExp) => all.find((finding) => check.test(finding.check));
 
   // A new namespace may inherit forwarding from the machine's; this node starts without.
-  await sandbox.inNode('sysctl', ['-qw', 'net.ipv4.ip_forward=0']);
+  await sandbox.inNode('tee', ['/proc/sys/net/ipv4/ip_forward'], { input: '0\n' });
   const healthy = await doctor();
   t.equal(healthy.exitCode, 0, `a fresh node passes: ${JSON.stringify(healthy.findings)}`);
   t.equal(verdictOf(healthy.findings, /^nftables$/)?.verdict, 'ok', 'nft is found');
