@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import type { ConfList } from '../src/runtime/chain.js';
+import { findExecutable, startFile } from '../src/util/exec.js';
 
 // A runtime's view of the plugins, asynchronous unlike src/runtime/chain.ts (whose
 // spawnSync keeps one call at a time): the parallel section starts 50 chains at once,
@@ -39,27 +38,12 @@ export interface ChainOutcome {
 // A command put between the namespace switch and the plugin (GNU time, strace).
 export type Prefix = (type: string) => string[];
 
-function run(file: string, args: readonly string[], input: string, env: NodeJS.ProcessEnv): Promise<CallOutcome> {
-  return new Promise((resolve) => {
-    const started = performance.now();
-    const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    // A plugin that exits without reading stdin makes the write fail with EPIPE.
-    child.stdin.on('error', () => undefined);
-    const finish = (status: number, spawnError?: Error) =>
-      resolve({
-        status,
-        stdout: Buffer.concat(stdout).toString('utf8'),
-        stderr: `${Buffer.concat(stderr).toString('utf8')}${spawnError ? spawnError.message : ''}`,
-        ms: performance.now() - started,
-      });
-    child.on('error', (error) => finish(127, error));
-    child.on('close', (code, signal) => finish(code ?? (signal ? 128 : 1)));
-    child.stdin.end(input);
-  });
+async function run(file: string, args: readonly string[], input: string, env: NodeJS.ProcessEnv): Promise<CallOutcome> {
+  const started = performance.now();
+  const outcome = await startFile(file, args, { input, env }).finished;
+  const ms = performance.now() - started;
+  if (outcome.spawnError) return { status: 127, stdout: outcome.stdout, stderr: `${outcome.stderr}${outcome.spawnError.message}`, ms };
+  return { status: outcome.status, stdout: outcome.stdout, stderr: outcome.stderr, ms };
 }
 
 function failureMessage(type: string, outcome: CallOutcome): string {
@@ -81,16 +65,8 @@ export class Runtime {
   private locate(type: string): string {
     let path = this.located.get(type);
     if (path === undefined) {
-      const dir = this.pluginDirs.find((candidate) => {
-        try {
-          accessSync(`${candidate}/${type}`, constants.X_OK);
-          return true;
-        } catch {
-          return false;
-        }
-      });
-      if (dir === undefined) throw new Error(`plugin ${type} not found in ${this.pluginDirs.join(':')}`);
-      path = `${dir}/${type}`;
+      path = findExecutable(type, this.pluginDirs);
+      if (path === undefined) throw new Error(`plugin ${type} not found in ${this.pluginDirs.join(':')}`);
       this.located.set(type, path);
     }
     return path;

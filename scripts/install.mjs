@@ -5,7 +5,7 @@
 //     installed as trestle and linked as each plugin name.
 // Either way nothing refers to the source tree or node_modules. DESTDIR is honoured:
 // launchers find their bundles by a path relative to themselves.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const [action = 'install'] = process.argv.slice(2);
@@ -21,13 +21,12 @@ const conflist = '10-trestle.conflist';
 
 const under = (path) => join(destdir, path);
 
+// The repository's own launcher, pointed at the library directory instead of ../dist
+// (relative, so that a DESTDIR tree runs where it is).
 function launcher(program) {
-  const toLib = relative(binDir, libDir);
-  return `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS node
-// Trestle ${program}: runs ${join(libDir, `${program}.cjs`)} (see the project's bin/ launchers).
-const { join } = require("node:path");
-require(join(__dirname, ${JSON.stringify(toLib)}, "launch.cjs")).launch(join(__dirname, ${JSON.stringify(toLib)}, ${JSON.stringify(`${program}.cjs`)}));
-`;
+  const relativeLib = relative(binDir, libDir);
+  const toLib = relativeLib.startsWith('.') ? relativeLib : `./${relativeLib}`;
+  return readFileSync(join('bin', program), 'utf8').replaceAll('"../dist/', `"${toLib}/`);
 }
 
 function replaceWithLink(target, path) {

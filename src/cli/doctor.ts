@@ -1,13 +1,15 @@
 // `trestle doctor`: checks that a node can carry Trestle's traffic, and says what to
 // do about each problem. It reads the namespace it runs in (run it under
 // `ip netns exec` to inspect another one) and changes nothing.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { parseOwnerAlias } from '../plugins/bridge/owner.js';
 import { listLinks } from '../host/links.js';
 import { ipJson } from '../host/ip.js';
+import { nftJson } from '../host/nft.js';
+import { readSysctl } from '../host/sysctl.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { execFile } from '../util/exec.js';
-import { formatPrefix, parsePrefix, type Prefix } from '../util/ip.js';
+import { formatPrefix, netmask, parsePrefix, type Prefix } from '../util/ip.js';
 import { readConfDir, type NetworkSummary } from './networks.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
@@ -16,14 +18,6 @@ export interface Finding {
   check: string;
   verdict: Verdict;
   detail: string;
-}
-
-function readSysctl(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
 }
 
 function commandVersion(file: string, args: string[]): string | undefined {
@@ -62,15 +56,14 @@ interface NftChain {
 // Docker hosts set the FORWARD policy to DROP, which silently blocks container traffic
 // leaving the bridge (and, with br_netfilter, traffic between containers too).
 function forwardPolicy(): Finding {
-  const dropping: string[] = [];
-  const outcome = execFile('nft', ['-j', 'list', 'chains']);
-  if (!outcome.spawnError && outcome.status === 0) {
-    const items = (JSON.parse(outcome.stdout) as { nftables?: NftChain[] }).nftables ?? [];
-    for (const item of items) {
-      const chain = item.chain;
-      if (chain?.hook === 'forward' && chain.policy === 'drop') dropping.push(`${chain.family} ${chain.table} ${chain.name}`);
-    }
+  // Without nft there is no ruleset to read; the nftables check already says so.
+  let items: NftChain[] = [];
+  try {
+    items = (nftJson(['list', 'chains']) as { nftables?: NftChain[] }).nftables ?? [];
+  } catch {
+    items = [];
   }
+  const dropping = items.flatMap(({ chain }) => (chain?.hook === 'forward' && chain.policy === 'drop' ? [`${chain.family} ${chain.table} ${chain.name}`] : []));
   const bridgeFilter = readSysctl('/proc/sys/net/bridge/bridge-nf-call-iptables') === '1';
   const filterNote = bridgeFilter ? '; br_netfilter is loaded, so traffic between containers on one bridge is filtered there too' : '';
   if (dropping.length === 0) {
@@ -93,11 +86,10 @@ function routePrefix(route: RouteJson, family: 4 | 6): Prefix | undefined {
   return parsePrefix(route.dst.includes('/') ? route.dst : `${route.dst}/${family === 4 ? 32 : 128}`);
 }
 
+// Two prefixes overlap when they agree on the bits of the shorter one.
 function overlaps(a: Prefix, b: Prefix): boolean {
   if (a.family !== b.family) return false;
-  const bits = BigInt(a.family === 4 ? 32 : 128);
-  const shorter = Math.min(a.length, b.length);
-  const mask = ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(shorter))) - 1n);
+  const mask = netmask(a.family, Math.min(a.length, b.length));
   return (a.network & mask) === (b.network & mask);
 }
 

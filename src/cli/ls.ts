@@ -5,6 +5,7 @@ import { readdirSync } from 'node:fs';
 import { isValidIdentifier } from '../cni/validate.js';
 import { listAttachmentRules, type PortMapping } from '../firewall/state.js';
 import { DiskStore } from '../ipam/disk-store.js';
+import { parseAddress } from '../util/ip.js';
 
 export interface LsOptions {
   network?: string;
@@ -38,10 +39,12 @@ function networksIn(dataDir: string): string[] {
   }
 }
 
-// Orders 10.0.0.9 before 10.0.0.10, and every IPv4 address before IPv6.
+// In address order (10.0.0.9 before 10.0.0.10), IPv4 before IPv6.
 function compareAddresses(a: string, b: string): number {
-  const key = (ip: string) => (ip.includes(':') ? `6${ip}` : `4${ip.split('.').map((part) => part.padStart(3, '0')).join('.')}`);
-  return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+  const [x, y] = [parseAddress(a), parseAddress(b)];
+  if (!x || !y) return a < b ? -1 : a > b ? 1 : 0;
+  if (x.family !== y.family) return x.family - y.family;
+  return x.value < y.value ? -1 : x.value > y.value ? 1 : 0;
 }
 
 export function addressesInUse(options: LsOptions): AddressInUse[] {

@@ -1,10 +1,10 @@
 // The networks a node is configured with, read from its CNI configuration directory
 // (what containerd, CRI-O and podman read): for each network, the bridge, subnets and
-// store locations that `trestle ls` and `trestle doctor` inspect.
+// IPAM store that `trestle doctor` inspects.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { isJsonObject, type JsonObject } from '../cni/config.js';
 import { isValidIdentifier } from '../cni/validate.js';
-import { defaultStateDir } from '../firewall/state.js';
 import { defaultDataDir } from '../ipam/host-local-config.js';
 import { parsePrefix, type Prefix } from '../util/ip.js';
 
@@ -19,7 +19,6 @@ export interface NetworkSummary {
   trestleBridge: boolean;
   subnets: Prefix[];
   dataDir: string;
-  stateDir: string;
 }
 
 export interface ConfDirReading {
@@ -28,38 +27,29 @@ export interface ConfDirReading {
   problems: Array<{ file: string; reason: string }>;
 }
 
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function subnetsOf(ipam: Json): Prefix[] {
-  const texts: unknown[] = [];
-  if (Array.isArray(ipam['ranges'])) {
-    for (const set of ipam['ranges']) if (Array.isArray(set)) for (const range of set) if (isObject(range)) texts.push(range['subnet']);
-  }
-  if (ipam['subnet'] !== undefined) texts.push(ipam['subnet']);
-  return texts.flatMap((text) => {
+// Both forms host-local accepts: ranges (sets of ranges) and the older single subnet.
+// Read leniently: doctor reports on what it can understand.
+function subnetsOf(ipam: JsonObject): Prefix[] {
+  const ranges = Array.isArray(ipam['ranges']) ? ipam['ranges'].flat().filter(isJsonObject) : [];
+  return [...ranges.map((range) => range['subnet']), ipam['subnet']].flatMap((text) => {
     const prefix = typeof text === 'string' ? parsePrefix(text) : undefined;
     return prefix ? [prefix] : [];
   });
 }
 
-function summarize(file: string, document: Json): NetworkSummary {
+function summarize(file: string, document: JsonObject): NetworkSummary {
   const name = document['name'];
   if (typeof name !== 'string' || !isValidIdentifier(name)) throw new Error(`no valid "name"`);
-  const plugins = Array.isArray(document['plugins']) ? document['plugins'].filter(isObject) : [document];
-  const summary: NetworkSummary = { file, name, trestleBridge: false, subnets: [], dataDir: defaultDataDir, stateDir: defaultStateDir };
+  const plugins = Array.isArray(document['plugins']) ? document['plugins'].filter(isJsonObject) : [document];
+  const summary: NetworkSummary = { file, name, trestleBridge: false, subnets: [], dataDir: defaultDataDir };
   for (const plugin of plugins) {
     const type = plugin['type'];
     if ((type === 'trestle-bridge' || type === 'bridge') && summary.bridge === undefined) {
       summary.bridge = typeof plugin['bridge'] === 'string' ? plugin['bridge'] : 'cni0';
       summary.trestleBridge = type === 'trestle-bridge';
     }
-    if (typeof plugin['stateDir'] === 'string') summary.stateDir = plugin['stateDir'];
     const ipam = plugin['ipam'];
-    if (isObject(ipam)) {
+    if (isJsonObject(ipam)) {
       summary.subnets.push(...subnetsOf(ipam));
       if (typeof ipam['dataDir'] === 'string') summary.dataDir = ipam['dataDir'];
     }
@@ -81,7 +71,7 @@ export function readConfDir(dir: string): ConfDirReading {
     const file = join(dir, name);
     try {
       const document: unknown = JSON.parse(readFileSync(file, 'utf8'));
-      if (!isObject(document)) throw new Error('not a JSON object');
+      if (!isJsonObject(document)) throw new Error('not a JSON object');
       reading.networks.push(summarize(file, document));
     } catch (error) {
       reading.problems.push({ file, reason: (error as Error).message });

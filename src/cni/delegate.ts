@@ -1,6 +1,4 @@
-import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
-import { execFile } from '../util/exec.js';
+import { execFile, findExecutable } from '../util/exec.js';
 import type { Command } from './env.js';
 import { CniError, ErrorCode } from './errors.js';
 import { parseResult, type Result } from './result.js';
@@ -8,15 +6,8 @@ import { isValidIdentifier } from './validate.js';
 
 export function findPlugin(type: string, searchPath: readonly string[]): string {
   if (!isValidIdentifier(type)) throw new CniError(ErrorCode.InvalidConfig, `invalid plugin type "${type}"`);
-  for (const dir of searchPath) {
-    const candidate = join(dir, type);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not in this directory; keep looking.
-    }
-  }
+  const found = findExecutable(type, searchPath);
+  if (found !== undefined) return found;
   throw new CniError(ErrorCode.InvalidConfig, `failed to find plugin "${type}" in CNI_PATH [${searchPath.join(':')}]`);
 }
 

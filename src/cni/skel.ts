@@ -1,4 +1,5 @@
-import { readFileSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeAll } from '../util/output.js';
 import { configVersion, parseJsonObject, parseNetConf, type NetConf } from './config.js';
 import { parseInvocation, parseCommand, type Invocation } from './env.js';
 import { CniError, ErrorCode, toErrorJson } from './errors.js';
@@ -84,21 +85,6 @@ function asCniError(error: unknown): CniError {
   if (syscall !== undefined) return new CniError(ErrorCode.IoFailure, `I/O failure: ${(error as Error).message}`);
   const message = error instanceof Error ? error.message : String(error);
   return new CniError(ErrorCode.Internal, `internal error: ${message}`);
-}
-
-// Writes straight to a file descriptor: touching process.stdout builds a stream (and
-// loads Node's stream module), ~4 ms of a call that prints one line. A pipe the runtime
-// has not drained yet answers EAGAIN; the write is then retried.
-export function writeAll(fd: number, text: string): void {
-  const bytes = Buffer.from(text);
-  for (let offset = 0; offset < bytes.length; ) {
-    try {
-      offset += writeSync(fd, bytes, offset);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
-    }
-  }
 }
 
 // Runs one CNI invocation and exits. Only JSON reaches stdout; a stack trace, if

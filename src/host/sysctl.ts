@@ -3,6 +3,16 @@ import { HostError } from './errors.js';
 
 // /proc/sys/net belongs to the network namespace of the process that opens it, so
 // these act on the namespace the plugin runs in; no process is needed.
+// A value under /proc/sys, or undefined when the kernel has no such setting (a module
+// not loaded, a device that is gone).
+export function readSysctl(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 function write(path: string, value: string): void {
   try {
     if (readFileSync(path, 'utf8').trim() === value) return;

@@ -1,14 +1,4 @@
-import { accessSync, constants } from 'node:fs';
-import { execFile } from '../util/exec.js';
-
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { execFile, findExecutable } from '../util/exec.js';
 
 // A minimal runtime: executes a network configuration list the way libcni does
 // (plugins in order on ADD with prevResult chaining, reverse order on DEL), so the
@@ -68,8 +58,8 @@ export class ChainRunner {
   constructor(private readonly options: RunnerOptions) {}
 
   invoke(type: string, command: string, config: Json, attachment?: Attachment): Json | undefined {
-    const dir = this.options.pluginDirs.find((candidate) => isExecutable(`${candidate}/${type}`));
-    if (!dir) throw new ChainError({ plugin: type, code: 7, msg: `plugin ${type} not found in ${this.options.pluginDirs.join(':')}` });
+    const plugin = findExecutable(type, this.options.pluginDirs);
+    if (!plugin) throw new ChainError({ plugin: type, code: 7, msg: `plugin ${type} not found in ${this.options.pluginDirs.join(':')}` });
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.options.env, CNI_COMMAND: command, CNI_PATH: this.options.pluginDirs.join(':') };
     if (attachment) {
       env['CNI_CONTAINERID'] = attachment.containerId;
@@ -78,8 +68,8 @@ export class ChainRunner {
       if (attachment.cniArgs) env['CNI_ARGS'] = attachment.cniArgs;
     }
     const wrapper = this.options.wrapper ?? [];
-    const file = wrapper[0] ?? `${dir}/${type}`;
-    const args = wrapper.length > 0 ? [...wrapper.slice(1), `${dir}/${type}`] : [];
+    const file = wrapper[0] ?? plugin;
+    const args = wrapper.length > 0 ? [...wrapper.slice(1), plugin] : [];
     const outcome = execFile(file, args, { input: JSON.stringify(config), env });
     if (outcome.status !== 0) {
       let parsed: Partial<PluginFailure> = {};

@@ -1,4 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 
 export interface ExecOutcome {
   status: number;
@@ -67,4 +69,19 @@ export function startFile(file: string, args: readonly string[], options: ExecOp
     });
   });
   return { finished };
+}
+
+// The first executable `name` in `dirs`, as a shell's PATH search or CNI_PATH finds it.
+export function findExecutable(name: string, dirs: readonly string[]): string | undefined {
+  for (const dir of dirs) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this directory; keep looking.
+    }
+  }
+  return undefined;
 }

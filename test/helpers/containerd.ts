@@ -5,8 +5,10 @@
 // directories, and teardown ends only the processes it started.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type Result, type ResultPromise } from 'execa';
 import { repoRoot, type Sandbox } from '../../src/sandbox/sandbox.js';
+import { findProgram } from './programs.js';
 
 export type Json = Record<string, any>;
 
@@ -18,9 +20,8 @@ const cniCacheDir = '/var/lib/cni';
 
 // Why the test cannot run here, or undefined when it can.
 export async function missingContainerd(): Promise<string | undefined> {
-  const path = (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':');
   for (const program of ['containerd', 'ctr']) {
-    if (!path.some((dir) => existsSync(join(dir, program)))) return `${program} is not installed (Debian: apt-get install containerd)`;
+    if (findProgram(program) === undefined) return `${program} is not installed (Debian: apt-get install containerd)`;
   }
   return undefined;
 }
@@ -29,9 +30,6 @@ function quote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function alive(pid: number): boolean {
   try {

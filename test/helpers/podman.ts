@@ -6,12 +6,15 @@
 // runtime state, locks, events, runc state, IPAM store, firewall state) or recorded
 // before the test and restored in teardown, even when the test failed.
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, execaSync } from 'execa';
+import { readSysctl } from '../../src/host/sysctl.js';
 import { ChainRunner, type ConfList } from '../../src/runtime/chain.js';
 import { referenceBin, repoRoot, trestleBin, type Teardownable } from '../../src/sandbox/sandbox.js';
+import { findProgram } from './programs.js';
 
 export const podmanConflist = join(repoRoot, 'conf', 'podman', 'trestle-podman.conflist');
 
@@ -21,21 +24,6 @@ const libcniResults = join(libcniCache, 'results');
 // runc's default state root, which the wrapper below replaces.
 const runcDefaultRoot = '/run/runc';
 
-// Runtimes and runc live in /usr/sbin, which a non-login root shell may not have on PATH.
-export function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env['PATH'] ?? '').split(':'), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-  for (const dir of dirs) {
-    if (dir === '') continue;
-    const file = join(dir, name);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
-}
 
 export interface Container {
   name: string;
@@ -48,17 +36,6 @@ interface Json {
   [key: string]: any;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function readSysctl(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
 
 // Mount points from /proc/self/mountinfo, with their filesystem type.
 function mounts(): Array<{ point: string; type: string }> {
@@ -154,7 +131,7 @@ export class PodmanNode {
   // /var/lib/containers/cache/blob-info-cache-v1.boltdb: the containers run from a
   // directory (`--rootfs`) holding a static busybox and its applet links.
   private writeRootfs(): void {
-    const busybox = findExecutable('busybox');
+    const busybox = findProgram('busybox');
     if (busybox === undefined) throw new Error('busybox not found; install busybox-static (scripts/install-deps.sh)');
     mkdirSync(join(this.rootfs, 'bin'), { recursive: true });
     copyFileSync(busybox, join(this.rootfs, 'bin', 'busybox'));
@@ -169,7 +146,7 @@ export class PodmanNode {
   }
 
   private writeConfiguration(): void {
-    const runc = findExecutable('runc');
+    const runc = findProgram('runc');
     if (runc === undefined) throw new Error('runc not found; install runc (scripts/install-deps.sh --tests)');
     // runc keeps its state in the machine-wide /run/runc unless given --root, and
     // podman's --runtime-flag does not reach every call (`podman rm` and conmon's exit
@@ -251,7 +228,7 @@ export class PodmanNode {
   // busybox wget (its -T segfaults in Debian's 1.35, so `timeout` bounds it), retried
   // while the server starts; undefined when it never answers.
   async fetchFromNode(url: string, attempts = 20): Promise<string | undefined> {
-    const busybox = findExecutable('busybox') ?? 'busybox';
+    const busybox = findProgram('busybox') ?? 'busybox';
     for (let attempt = 0; attempt < attempts; attempt++) {
       const outcome = await execa('timeout', ['4', busybox, 'wget', '-q', '-O-', url], { reject: false, stdin: 'ignore' });
       if (outcome.exitCode === 0) return String(outcome.stdout);

@@ -7,9 +7,10 @@
 // test/helpers/podman.ts restores the machine in teardown.
 import { existsSync } from 'node:fs';
 import t from 'tap';
-import { findExecutable, PodmanNode } from '../helpers/podman.js';
+import { PodmanNode } from '../helpers/podman.js';
+import { findProgram } from '../helpers/programs.js';
 
-const podman = findExecutable('podman');
+const podman = findProgram('podman');
 
 if (podman === undefined) {
   t.comment('!'.repeat(76));

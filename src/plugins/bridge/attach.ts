@@ -120,14 +120,12 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
     // The container's side and the masquerade rules are independent: the nft
     // transaction runs while ip configures the container.
     const containerSide = startIpBatch(containerOperations(context, config, plan), invocation.netns);
-    let firewallError: unknown;
     try {
       if (config.ipMasq) firewall.addMasquerade(owner, plan.subnets);
-    } catch (error) {
-      firewallError = error;
+    } finally {
+      // Undoing must not start while ip still works on the container.
+      await containerSide.finish();
     }
-    await containerSide.finish();
-    if (firewallError !== undefined) throw firewallError;
     const result: Result = {
       interfaces: [
         { name: config.bridge, mac: side.bridgeMac },

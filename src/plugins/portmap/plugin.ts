@@ -1,10 +1,11 @@
 import { CniError, ErrorCode } from '../../cni/errors.js';
 import type { Result } from '../../cni/result.js';
-import { writeAll, type Plugin, type PluginContext } from '../../cni/skel.js';
+import type { Plugin, PluginContext } from '../../cni/skel.js';
 import { MissingRulesError, PortConflictError, type Owner } from '../../firewall/firewall.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
 import { HostError } from '../../host/errors.js';
 import { execFile } from '../../util/exec.js';
+import { writeAll } from '../../util/output.js';
 import { containerAddresses, expandMappings, parsePortmapConfig } from './config.js';
 
 function ownerOf(context: PluginContext): Owner {
