@@ -1,5 +1,5 @@
 import { execFile, findExecutable } from '../util/exec.js';
-import type { Command } from './env.js';
+import type { Command, Environment } from './env.js';
 import { CniError, ErrorCode } from './errors.js';
 import { parseResult, type Result } from './result.js';
 import { isValidIdentifier } from './validate.js';
@@ -27,9 +27,9 @@ function delegatedError(type: string, stdout: string, stderr: string, status: nu
 // Runs another plugin (e.g. the IPAM plugin named in ipam.type) with this
 // invocation's environment and configuration, as the spec requires, and returns
 // its result or re-raises its error unchanged.
-export function delegate(type: string, command: Command, stdin: Buffer, searchPath: readonly string[]): Result | undefined {
+export function delegate(type: string, command: Command, stdin: Buffer, searchPath: readonly string[], environment: Environment): Result | undefined {
   const file = findPlugin(type, searchPath);
-  const outcome = execFile(file, [], { input: stdin, env: { ...process.env, CNI_COMMAND: command } });
+  const outcome = execFile(file, [], { input: stdin, env: { ...environment, CNI_COMMAND: command } });
   if (outcome.spawnError) throw new CniError(ErrorCode.IoFailure, `cannot run plugin "${type}" (${file}): ${outcome.spawnError.message}`);
   if (outcome.status !== 0) throw delegatedError(type, outcome.stdout, outcome.stderr, outcome.status);
   if (command !== 'ADD') return undefined;

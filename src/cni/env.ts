@@ -2,6 +2,9 @@ import { parseCniArgs, type CniArgs } from './args.js';
 import { CniError, ErrorCode } from './errors.js';
 import { validateContainerId, validateInterfaceName } from './validate.js';
 
+// The environment of one call, as a map: the process's own, or one a client sent.
+export type Environment = Readonly<Record<string, string | undefined>>;
+
 export const commands = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'] as const;
 export type Command = (typeof commands)[number];
 
@@ -35,7 +38,7 @@ export function parseCommand(value: string | undefined): Command {
   return value as Command;
 }
 
-export function parseInvocation(env: NodeJS.ProcessEnv): Invocation {
+export function parseInvocation(env: Environment): Invocation {
   const command = parseCommand(env['CNI_COMMAND']);
   const missing = required[command].filter((name) => (env[name] ?? '') === '');
   if (missing.length > 0) {

@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { writeAll } from '../util/output.js';
 import { configVersion, parseJsonObject, parseNetConf, type NetConf } from './config.js';
-import { parseInvocation, parseCommand, type Invocation } from './env.js';
+import { parseInvocation, parseCommand, type Environment, type Invocation } from './env.js';
 import { CniError, ErrorCode, toErrorJson } from './errors.js';
 import { formatResult, type Result } from './result.js';
 import { latestVersion, versionAtLeast, versionInfo } from './version.js';
@@ -9,6 +7,10 @@ import { latestVersion, versionAtLeast, versionInfo } from './version.js';
 export interface PluginContext {
   invocation: Invocation;
   config: NetConf;
+  // The caller's whole environment, handed on unchanged to a delegated plugin.
+  environment: Environment;
+  // A line for the runtime's log (stderr), never part of the answer.
+  warn(message: string): void;
 }
 
 // What a plugin implements; the skeleton owns reading, validating, versions and output.
@@ -20,21 +22,26 @@ export interface Plugin {
   gc(context: PluginContext): Promise<void>;
 }
 
+// One CNI call as values: what the runtime passed, and what it gets back. The
+// one-shot executable and a resident service both go through `handleRequest`.
+export interface Request {
+  environment: Environment;
+  stdin: Buffer;
+}
+
+export interface Answer {
+  stdout: string;
+  exitCode: number;
+  // Lines for the runtime's log (stderr).
+  log: string[];
+}
+
 // Commands newer than the first spec versions; older configurations may not ask for them.
 const minimumVersion: Partial<Record<Invocation['command'], string>> = {
   CHECK: '0.4.0',
   STATUS: '1.1.0',
   GC: '1.1.0',
 };
-
-function readStdin(): Buffer {
-  try {
-    return readFileSync(0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EAGAIN' || (error as NodeJS.ErrnoException).code === 'EOF') return Buffer.alloc(0);
-    throw new CniError(ErrorCode.IoFailure, `cannot read the configuration from stdin: ${(error as Error).message}`);
-  }
-}
 
 function versionOfBytes(bytes: Buffer): string | undefined {
   try {
@@ -46,18 +53,18 @@ function versionOfBytes(bytes: Buffer): string | undefined {
 
 export type PluginSource = Plugin | (() => Promise<Plugin>);
 
-async function dispatch(source: PluginSource, stdin: Buffer): Promise<unknown> {
-  const command = parseCommand(process.env['CNI_COMMAND']);
+async function dispatch(source: PluginSource, request: Request, log: string[]): Promise<unknown> {
+  const command = parseCommand(request.environment['CNI_COMMAND']);
   if (command === 'VERSION') {
-    return versionInfo(stdin.length > 0 ? versionOfBytes(stdin) : undefined);
+    return versionInfo(request.stdin.length > 0 ? versionOfBytes(request.stdin) : undefined);
   }
-  const invocation = parseInvocation(process.env);
-  const config = parseNetConf(stdin);
+  const invocation = parseInvocation(request.environment);
+  const config = parseNetConf(request.stdin);
   const minimum = minimumVersion[command];
   if (minimum !== undefined && !versionAtLeast(config.cniVersion, minimum)) {
     throw new CniError(ErrorCode.IncompatibleVersion, `configuration version ${config.cniVersion} does not allow ${command} (needs ${minimum} or later)`);
   }
-  const context: PluginContext = { invocation, config };
+  const context: PluginContext = { invocation, config, environment: request.environment, warn: (message) => log.push(message) };
   const plugin = typeof source === 'function' ? await source() : source;
   switch (command) {
     case 'ADD':
@@ -81,25 +88,24 @@ function asCniError(error: unknown): CniError {
   if (error instanceof CniError) return error;
   // A failed system call (a store or state directory that cannot be written, a full
   // disk) is an I/O failure the operator can act on, not an internal error.
-  const syscall = (error as NodeJS.ErrnoException | undefined)?.syscall;
-  if (syscall !== undefined) return new CniError(ErrorCode.IoFailure, `I/O failure: ${(error as Error).message}`);
-  const message = error instanceof Error ? error.message : String(error);
-  return new CniError(ErrorCode.Internal, `internal error: ${message}`);
+  const errno = error as NodeJS.ErrnoException | undefined;
+  if (errno?.syscall !== undefined) {
+    return new CniError(ErrorCode.IoFailure, `I/O failure: ${errno.syscall}${errno.path ? ` ${errno.path}` : ''}: ${errno.code ?? 'failed'}`);
+  }
+  // A defect of ours: the runtime gets a stable message, the log gets the details.
+  return new CniError(ErrorCode.Internal, 'internal error in the plugin; its log (stderr) has the details');
 }
 
-// Runs one CNI invocation and exits. Only JSON reaches stdout; a stack trace, if
-// any, goes to stderr where the runtime logs it.
-export async function runPlugin(source: PluginSource): Promise<never> {
-  const stdin = readStdin();
+// Runs one CNI invocation given as values. Only JSON reaches stdout; a stack trace,
+// if any, goes to the log.
+export async function handleRequest(source: PluginSource, request: Request): Promise<Answer> {
+  const log: string[] = [];
   try {
-    const output = await dispatch(source, stdin);
-    if (output !== undefined) writeAll(1, `${JSON.stringify(output)}\n`);
-    process.exitCode = 0;
+    const output = await dispatch(source, request, log);
+    return { stdout: output === undefined ? '' : `${JSON.stringify(output)}\n`, exitCode: 0, log };
   } catch (error) {
     const cniError = asCniError(error);
-    if (cniError.code === ErrorCode.Internal && error instanceof Error && error.stack) writeAll(2, `${error.stack}\n`);
-    writeAll(1, `${JSON.stringify(toErrorJson(cniError, versionOfBytes(stdin) ?? latestVersion))}\n`);
-    process.exitCode = 1;
+    if (cniError.code === ErrorCode.Internal) log.push(error instanceof Error && error.stack ? error.stack : String(error));
+    return { stdout: `${JSON.stringify(toErrorJson(cniError, versionOfBytes(request.stdin) ?? latestVersion))}\n`, exitCode: 1, log };
   }
-  process.exit();
 }

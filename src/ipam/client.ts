@@ -38,7 +38,7 @@ export function ipamClient(context: PluginContext): IpamClient {
       },
     };
   }
-  const run = (command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC') => delegate(ipam.type, command, config.bytes, invocation.path);
+  const run = (command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC') => delegate(ipam.type, command, config.bytes, invocation.path, context.environment);
   return {
     add: async () => {
       const result = run('ADD');

@@ -1,5 +1,5 @@
-import { runPlugin } from '../../cni/skel.js';
+import { runPlugin } from '../../cni/oneshot.js';
 
 // The implementation loads only for commands that need it: VERSION, which runtimes
 // call on every plugin they load, answers from the protocol layer alone.
-void runPlugin(() => import('./plugin.js').then((module) => module.hostLocalPlugin));
+void runPlugin(() => import('./plugin.js').then((module) => module.hostLocalPlugin), 'trestle-host-local');

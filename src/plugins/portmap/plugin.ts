@@ -5,7 +5,6 @@ import { MissingRulesError, PortConflictError, type Owner } from '../../firewall
 import { NftablesFirewall } from '../../firewall/nftables.js';
 import { HostError } from '../../host/errors.js';
 import { execFile } from '../../util/exec.js';
-import { writeAll } from '../../util/output.js';
 import { containerAddresses, expandMappings, parsePortmapConfig } from './config.js';
 
 function ownerOf(context: PluginContext): Owner {
@@ -19,8 +18,8 @@ function translate(error: unknown): never {
   throw error;
 }
 
-function warn(warnings: readonly string[]): void {
-  for (const warning of warnings) writeAll(2, `trestle-portmap: ${warning}\n`);
+function warn(context: PluginContext, warnings: readonly string[]): void {
+  for (const warning of warnings) context.warn(warning);
 }
 
 // A chained plugin: it adds host port mappings for the addresses the previous
@@ -36,7 +35,7 @@ async function add(context: PluginContext): Promise<Result> {
   const options: Parameters<NftablesFirewall['addPortMappings']>[2] = { snat: config.snat, hairpinSubnets: container.subnets };
   if (container.hostInterface !== undefined) options.hostInterface = container.hostInterface;
   try {
-    warn(new NftablesFirewall(config.stateDir).addPortMappings(ownerOf(context), mappings, options));
+    warn(context, new NftablesFirewall(config.stateDir).addPortMappings(ownerOf(context), mappings, options));
   } catch (error) {
     translate(error);
   }
@@ -48,7 +47,7 @@ export const portmapPlugin: Plugin = {
   del: async (context) => {
     const config = parsePortmapConfig(context.config, { mappings: false });
     try {
-      warn(new NftablesFirewall(config.stateDir).removePortMappings(ownerOf(context)));
+      warn(context, new NftablesFirewall(config.stateDir).removePortMappings(ownerOf(context)));
     } catch (error) {
       translate(error);
     }
