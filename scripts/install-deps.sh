@@ -8,7 +8,7 @@ set -euo pipefail
 
 packages=(iproute2 nftables conntrack util-linux busybox-static)
 if [ "${1:-}" = "--tests" ]; then
-  packages+=(containernetworking-plugins iptables podman runc conmon containerd golang-go golang-github-appc-cni-dev)
+  packages+=(containernetworking-plugins iptables podman runc conmon containerd golang-go golang-github-appc-cni-dev strace)
 fi
 
 missing=()

@@ -207,8 +207,7 @@ export class NftablesFirewall implements Firewall {
   }
 
   private flushUdp(mappings: readonly PortMapping[]): string[] {
-    const ports = new Set(mappings.filter((mapping) => mapping.protocol === 'udp').map((mapping) => mapping.hostPort));
-    return [...ports].map(flushUdpEntries).filter((warning): warning is string => warning !== undefined);
+    return flushUdpEntries(mappings.filter((mapping) => mapping.protocol === 'udp').map((mapping) => mapping.hostPort));
   }
 
   removePortMappings(owner: Owner): string[] {
