@@ -1,6 +1,7 @@
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
+import { isValidIdentifier } from '../cni/validate.js';
+import { withDirectoryLock } from '../util/lock.js';
 import type { Reservation, Store } from './store.js';
 
 const lastReservedPrefix = 'last_reserved_ip.';
@@ -11,53 +12,78 @@ const lineBreak = '\r\n';
 // not. Every ADD and DEL scans the whole directory, so the names are told apart by
 // their shape: parsing each one as an address cost ~10 ms per 1,000 reservations.
 const reservationName = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7})$/i;
+// Our temporary files: a record is written whole here, then linked into place.
+const temporaryPrefix = '.trestle-';
+const temporarySuffix = '.tmp';
 // An owner record is at most 255 + 2 + 15 bytes; anything longer is not one.
 const recordBuffer = Buffer.alloc(1024);
 
+type Record = { containerId: string; ifname: string } | 'empty' | 'unreadable';
+
+function parseRecord(content: string): Record {
+  if (content.trim() === '') return 'empty';
+  const [containerId = '', ifname = '', ...rest] = content.trim().split(/\r?\n/);
+  const id = containerId.trim();
+  if (rest.length > 0 || !isValidIdentifier(id) || Buffer.byteLength(ifname.trim()) > 15) return 'unreadable';
+  return { containerId: id, ifname: ifname.trim() };
+}
+
 // The reference host-local's directory layout, so a node can switch plugins without
 // losing allocations: <dataDir>/<network>/<ip>, last_reserved_ip.<n>, lock.
-// Reservations are created with O_EXCL, which is what keeps us and the reference
-// plugin (which locks with flock, not with our lock) from claiming one address twice.
+// Reservations are created with link(2), which fails if the name exists: that keeps
+// us and the reference plugin (which locks with flock, not with our lock) from
+// claiming one address twice, and a record is never seen half-written.
 export class DiskStore implements Store {
   readonly directory: string;
+  // The owner record of the current allocation, written once and linked to each
+  // candidate address in turn.
+  private pendingRecord: { path: string; content: string } | undefined;
 
   constructor(dataDir: string, network: string) {
     this.directory = join(dataDir, network);
   }
 
   async withLock<T>(work: () => T | Promise<T>): Promise<T> {
-    mkdirSync(this.directory, { recursive: true, mode: 0o755 });
-    const release = await lockfile.lock(this.directory, {
-      lockfilePath: join(this.directory, 'trestle.lock'),
-      realpath: false,
-      stale: 10_000,
-      retries: { retries: 400, minTimeout: 2, maxTimeout: 25, factor: 1.3, randomize: true },
+    return withDirectoryLock(this.directory, join(this.directory, 'trestle.lock'), async () => {
+      try {
+        return await work();
+      } finally {
+        this.dropPendingRecord();
+      }
     });
-    try {
-      return await work();
-    } finally {
-      await release();
+  }
+
+  private dropPendingRecord(): void {
+    if (this.pendingRecord) rmSync(this.pendingRecord.path, { force: true });
+    this.pendingRecord = undefined;
+  }
+
+  private recordFile(content: string): string {
+    if (this.pendingRecord?.content !== content) {
+      this.dropPendingRecord();
+      const path = join(this.directory, `${temporaryPrefix}record.${process.pid}${temporarySuffix}`);
+      writeFileSync(path, content, { mode: 0o644 });
+      this.pendingRecord = { path, content };
     }
+    return this.pendingRecord.path;
   }
 
   reserve(ip: string, containerId: string, ifname: string, rangeSetIndex: number): boolean {
-    let fd: number;
+    mkdirSync(this.directory, { recursive: true, mode: 0o755 });
     try {
-      fd = openSync(join(this.directory, ip), 'wx', 0o644);
+      linkSync(this.recordFile(`${containerId}${lineBreak}${ifname}`), join(this.directory, ip));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw error;
     }
-    try {
-      writeSync(fd, `${containerId}${lineBreak}${ifname}`);
-    } catch (error) {
-      closeSync(fd);
-      unlinkSync(join(this.directory, ip));
-      throw error;
-    }
-    closeSync(fd);
-    writeFileSync(join(this.directory, `${lastReservedPrefix}${rangeSetIndex}`), ip);
+    this.writeAtomically(`${lastReservedPrefix}${rangeSetIndex}`, ip);
     return true;
+  }
+
+  private writeAtomically(name: string, content: string): void {
+    const temporary = join(this.directory, `${temporaryPrefix}${name}.${process.pid}${temporarySuffix}`);
+    writeFileSync(temporary, content);
+    renameSync(temporary, join(this.directory, name));
   }
 
   lastReserved(rangeSetIndex: number): string | undefined {
@@ -68,21 +94,20 @@ export class DiskStore implements Store {
     }
   }
 
-  list(): Reservation[] {
-    let names: string[];
+  private names(): string[] {
     try {
-      names = readdirSync(this.directory);
+      return readdirSync(this.directory);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw error;
     }
+  }
+
+  list(): Reservation[] {
     const reservations: Reservation[] = [];
-    for (const name of names) {
-      if (!reservationName.test(name)) continue;
-      const content = this.readRecord(name);
-      if (content === undefined) continue;
-      const [containerId = '', ifname = ''] = content.trim().split(/\r?\n/);
-      reservations.push({ ip: name, containerId: containerId.trim(), ifname: ifname.trim() });
+    for (const name of this.names()) {
+      const reservation = this.get(name);
+      if (reservation) reservations.push(reservation);
     }
     return reservations;
   }
@@ -91,8 +116,8 @@ export class DiskStore implements Store {
     if (!reservationName.test(ip)) return undefined;
     const content = this.readRecord(ip);
     if (content === undefined) return undefined;
-    const [containerId = '', ifname = ''] = content.trim().split(/\r?\n/);
-    return { ip, containerId: containerId.trim(), ifname: ifname.trim() };
+    const record = parseRecord(content);
+    return typeof record === 'object' ? { ip, ...record } : undefined;
   }
 
   // One read into a shared buffer, and no path.join: in a fresh process readFileSync's
@@ -117,9 +142,32 @@ export class DiskStore implements Store {
     rmSync(join(this.directory, ip), { force: true });
   }
 
+  removeDebris(graceMs: number): string[] {
+    const removed: string[] = [];
+    const cutoff = Date.now() - graceMs;
+    for (const name of this.names()) {
+      const temporary = name.startsWith(temporaryPrefix) && name.endsWith(temporarySuffix);
+      if (!temporary) {
+        if (!reservationName.test(name)) continue;
+        const content = this.readRecord(name);
+        // A directory or a file we cannot open is not ours to judge.
+        if (content === undefined || typeof parseRecord(content) === 'object') continue;
+      }
+      const path = join(this.directory, name);
+      try {
+        if (statSync(path).mtimeMs > cutoff) continue;
+        unlinkSync(path);
+        removed.push(name);
+      } catch {
+        // Gone meanwhile, or not a file.
+      }
+    }
+    return removed;
+  }
+
   probeWritable(): void {
     mkdirSync(this.directory, { recursive: true, mode: 0o755 });
-    const probe = join(this.directory, `.trestle-status-${process.pid}`);
+    const probe = join(this.directory, `${temporaryPrefix}status.${process.pid}${temporarySuffix}`);
     writeFileSync(probe, '');
     unlinkSync(probe);
   }

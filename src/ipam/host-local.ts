@@ -3,6 +3,7 @@ import type { Attachment } from '../cni/config.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
 import type { Dns, IpConfig, Result } from '../cni/result.js';
 import { formatAddress, parseAddress } from '../util/ip.js';
+import { LockTimeoutError } from '../util/lock.js';
 import { allocate } from './allocator.js';
 import { DiskStore } from './disk-store.js';
 import type { HostLocalConfig } from './host-local-config.js';
@@ -11,6 +12,20 @@ import { ownedBy, type Store } from './store.js';
 
 export function openStore(config: HostLocalConfig): Store {
   return new DiskStore(config.dataDir, config.network);
+}
+
+// How long an unusable reservation or a temporary file must sit untouched before GC
+// removes it: far longer than any writer of ours (or the reference's) between its
+// create and its write.
+export const debrisGraceMs = 60_000;
+
+async function locked<T>(store: Store, work: () => T): Promise<T> {
+  try {
+    return await store.withLock(work);
+  } catch (error) {
+    if (error instanceof LockTimeoutError) throw new CniError(ErrorCode.TryAgainLater, `host-local store is busy: ${error.message}`);
+    throw error;
+  }
 }
 
 function setContainsText(set: RangeSet, ip: string): boolean {
@@ -52,8 +67,10 @@ function requestsBySet(config: HostLocalConfig): Map<number, (typeof config.requ
 
 export async function allocateAddresses(config: HostLocalConfig, containerId: string, ifname: string): Promise<Result> {
   const requested = requestsBySet(config);
+  // Read before anything is reserved: failing here must leave nothing to undo.
+  const dns = config.resolvConf ? readResolvConf(config.resolvConf) : undefined;
   const store = openStore(config);
-  const ips = await store.withLock(() => {
+  const ips = await locked(store, () => {
     const held = store.list().filter((reservation) => ownedBy(reservation, containerId, ifname));
     const claimed: IpConfig[] = [];
     try {
@@ -72,7 +89,7 @@ export async function allocateAddresses(config: HostLocalConfig, containerId: st
   });
   const result: Result = { ips };
   if (config.routes.length > 0) result.routes = config.routes;
-  if (config.resolvConf) result.dns = readResolvConf(config.resolvConf);
+  if (dns) result.dns = dns;
   return result;
 }
 
@@ -81,7 +98,7 @@ export async function allocateAddresses(config: HostLocalConfig, containerId: st
 // range set), and the scan of every reservation, ~9 ms at 1,000 containers, is saved.
 export async function releaseAddresses(config: HostLocalConfig, containerId: string, ifname: string, known: readonly string[] = []): Promise<void> {
   const store = openStore(config);
-  await store.withLock(() => {
+  await locked(store, () => {
     const held = known.map((ip) => store.get(ip));
     if (held.length > 0 && held.every((reservation) => reservation !== undefined && ownedBy(reservation, containerId, ifname))) {
       for (const reservation of held) if (reservation) store.release(reservation.ip);
@@ -116,21 +133,20 @@ function isValidAttachment(valid: readonly Attachment[], containerId: string, if
   return valid.some((attachment) => attachment.containerId === containerId && (ifname === '' || attachment.ifname === ifname));
 }
 
-// Releases every reservation whose owner is not among the valid attachments;
-// returns the released addresses.
+// Releases every reservation whose owner is not among the valid attachments, and
+// the debris of writers that died (see debrisGraceMs); returns what it removed.
 export async function collectGarbage(config: HostLocalConfig, valid: readonly Attachment[]): Promise<string[]> {
   const store = openStore(config);
-  return store.withLock(() => {
+  return locked(store, () => {
     const released: string[] = [];
     for (const reservation of store.list()) {
-      // An empty record is one the reference plugin, which does not take our lock, has
-      // created but not yet written: releasing it would let its address go twice.
-      if (reservation.containerId === '') continue;
       if (isValidAttachment(valid, reservation.containerId, reservation.ifname)) continue;
       store.release(reservation.ip);
       released.push(reservation.ip);
     }
-    return released;
+    // An empty record may be one the reference plugin, which does not take our lock,
+    // has created but not yet written: only one older than the grace period is debris.
+    return [...released, ...store.removeDebris(debrisGraceMs)];
   });
 }
 

@@ -9,13 +9,17 @@ export interface Store {
   // Runs `work` while holding the store's lock, so that no two processes of ours
   // allocate at the same time.
   withLock<T>(work: () => T | Promise<T>): Promise<T>;
-  // Atomically claims `ip`; false when it is already taken.
+  // Atomically claims `ip`, record and all; false when it is already taken.
   reserve(ip: string, containerId: string, ifname: string, rangeSetIndex: number): boolean;
   lastReserved(rangeSetIndex: number): string | undefined;
   list(): Reservation[];
   // One reservation by address, without scanning the store.
   get(ip: string): Reservation | undefined;
   release(ip: string): void;
+  // Entries no owner can ever release, untouched for `graceMs`: reservations that are
+  // empty or unreadable (a writer killed half-way), and temporary files. Returns
+  // what it removed.
+  removeDebris(graceMs: number): string[];
   // Fails when the store cannot be written (STATUS).
   probeWritable(): void;
 }

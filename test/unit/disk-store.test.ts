@@ -1,6 +1,6 @@
 // The disk store reads the reference's layout and tells reservations from the other
 // files that live beside them.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -69,4 +69,45 @@ t.test('withLock() serializes work in one process too', async (t) => {
   });
   await Promise.all([slow('a'), slow('b')]);
   t.strictSame(order.slice(0, 2).map((step) => step.split(' ')[1]), ['in', 'out'], 'the second waits for the first');
+});
+
+t.test('reserve() leaves no temporary file, and a record is never half-written', async (t) => {
+  const disk = store(t);
+  await disk.withLock(() => {
+    t.ok(disk.reserve('10.0.0.2', 'c1', 'eth0', 0));
+    t.notOk(disk.reserve('10.0.0.2', 'c2', 'eth0', 0));
+    t.ok(disk.reserve('10.0.0.3', 'c2', 'eth0', 0));
+  });
+  t.strictSame(readdirSync(disk.directory).filter((name) => name.endsWith('.tmp')), []);
+  t.equal(readFileSync(join(disk.directory, '10.0.0.3'), 'utf8'), 'c2\r\neth0');
+});
+
+t.test('removeDebris() removes old empty or unreadable records and temp files, and nothing else', async (t) => {
+  const disk = store(t);
+  const old = new Date(Date.now() - 120_000);
+  const files: Record<string, string> = {
+    '10.0.0.2': 'c1\r\neth0',
+    '10.0.0.3': '',
+    '10.0.0.4': '\u0000\u0001garbage with spaces\r\neth0\r\nmore',
+    '.trestle-record.123.tmp': 'c9\r\neth0',
+    'last_reserved_ip.0': '10.0.0.2',
+  };
+  for (const [name, content] of Object.entries(files)) {
+    writeFileSync(join(disk.directory, name), content);
+    utimesSync(join(disk.directory, name), old, old);
+  }
+  writeFileSync(join(disk.directory, '10.0.0.5'), '');
+  t.strictSame(disk.removeDebris(60_000).sort(), ['.trestle-record.123.tmp', '10.0.0.3', '10.0.0.4']);
+  t.strictSame(readdirSync(disk.directory).sort(), ['10.0.0.2', '10.0.0.5', 'last_reserved_ip.0'], 'a fresh empty record is left to its writer');
+});
+
+t.test('withLock() takes over the lock of a dead holder within its stale period', async (t) => {
+  const disk = store(t);
+  const orphan = join(disk.directory, 'trestle.lock');
+  mkdirSync(orphan);
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(orphan, old, old);
+  const started = Date.now();
+  t.equal(await disk.withLock(() => 'done'), 'done');
+  t.ok(Date.now() - started < 3_000, 'an orphaned lock costs at most the stale period');
 });

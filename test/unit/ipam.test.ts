@@ -41,6 +41,10 @@ class MemoryStore implements Store {
     this.held.delete(ip);
   }
 
+  removeDebris(): string[] {
+    return [];
+  }
+
   probeWritable(): void {}
 }
 
