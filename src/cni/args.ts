@@ -1,3 +1,4 @@
+import { quote } from '../util/quote.js';
 import { CniError, ErrorCode } from './errors.js';
 
 export type CniArgs = ReadonlyMap<string, string>;
@@ -10,7 +11,7 @@ export function parseCniArgs(raw: string | undefined): CniArgs {
   for (const pair of raw.split(';')) {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_ARGS pair "${pair}": expected KEY=VALUE`);
+    if (eq <= 0) throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_ARGS pair ${quote(pair)}: expected KEY=VALUE`);
     args.set(pair.slice(0, eq), pair.slice(eq + 1));
   }
   return args;
@@ -22,7 +23,7 @@ export function checkKnownArgs(args: CniArgs, known: readonly string[]): void {
   const allowed = new Set([...known, 'IgnoreUnknown']);
   for (const key of args.keys()) {
     if (!allowed.has(key)) {
-      throw new CniError(ErrorCode.InvalidEnvironment, `unknown CNI_ARGS key "${key}" (set IgnoreUnknown=1 to ignore it)`);
+      throw new CniError(ErrorCode.InvalidEnvironment, `unknown CNI_ARGS key ${quote(key)} (set IgnoreUnknown=1 to ignore it)`);
     }
   }
 }

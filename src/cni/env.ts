@@ -1,5 +1,6 @@
 import { parseCniArgs, type CniArgs } from './args.js';
 import { CniError, ErrorCode } from './errors.js';
+import { quote } from '../util/quote.js';
 import { validateContainerId, validateInterfaceName } from './validate.js';
 
 // The environment of one call, as a map: the process's own, or one a client sent.
@@ -33,7 +34,7 @@ const required: Record<Command, readonly Variable[]> = {
 export function parseCommand(value: string | undefined): Command {
   if (value === undefined || value === '') throw new CniError(ErrorCode.InvalidEnvironment, 'CNI_COMMAND is not set');
   if (!(commands as readonly string[]).includes(value)) {
-    throw new CniError(ErrorCode.InvalidEnvironment, `unknown CNI_COMMAND "${value}": expected one of ${commands.join(', ')}`);
+    throw new CniError(ErrorCode.InvalidEnvironment, `unknown CNI_COMMAND ${quote(value)}: expected one of ${commands.join(', ')}`);
   }
   return value as Command;
 }
@@ -55,7 +56,7 @@ export function parseInvocation(env: Environment): Invocation {
   if (invocation.containerId !== '') validateContainerId(invocation.containerId);
   if (invocation.ifname !== '') validateInterfaceName(invocation.ifname);
   if (invocation.netns !== '' && !invocation.netns.startsWith('/')) {
-    throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS must be an absolute path to a network namespace, got "${invocation.netns}"`);
+    throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS must be an absolute path to a network namespace, got ${quote(invocation.netns)}`);
   }
   return invocation;
 }

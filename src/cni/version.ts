@@ -1,3 +1,4 @@
+import { quote } from '../util/quote.js';
 import { CniError, ErrorCode } from './errors.js';
 
 export const supportedVersions = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
@@ -7,7 +8,7 @@ export const implicitVersion = '0.1.0';
 
 export function parseVersion(version: string): [number, number, number] {
   const match = /^(\d+)\.(\d+)\.(\d+)$/.exec(version);
-  if (!match) throw new CniError(ErrorCode.IncompatibleVersion, `invalid cniVersion "${version}": expected MAJOR.MINOR.PATCH`);
+  if (!match) throw new CniError(ErrorCode.IncompatibleVersion, `invalid cniVersion ${quote(version)}: expected MAJOR.MINOR.PATCH`);
   return [Number(match[1]), Number(match[2]), Number(match[3])];
 }
 
@@ -30,7 +31,7 @@ export function requireSupportedVersion(version: string): void {
   if (!(supportedVersions as readonly string[]).includes(version)) {
     throw new CniError(
       ErrorCode.IncompatibleVersion,
-      `incompatible CNI version: the configuration asks for ${version}, this plugin supports ${supportedVersions.join(', ')}`,
+      `incompatible CNI version: the configuration asks for ${quote(version)}, this plugin supports ${supportedVersions.join(', ')}`,
     );
   }
 }

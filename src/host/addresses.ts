@@ -8,6 +8,10 @@ export function replaceAddress(cidr: string, device: string, options: { noDad?: 
   return { tokens, what: `add address ${cidr} to ${device}` };
 }
 
+export function deleteAddress(cidr: string, device: string): IpOperation {
+  return { tokens: ['addr', 'del', cidr, 'dev', device], what: `remove address ${cidr} from ${device}` };
+}
+
 export interface RouteSpec {
   dst: string;
   gw?: string;

@@ -1,4 +1,5 @@
 import { execFile, startFile, type ExecOutcome } from '../util/exec.js';
+import { quote } from '../util/quote.js';
 import { HostError } from './errors.js';
 import { inNamespace } from './netns.js';
 
@@ -14,11 +15,13 @@ export interface IpOperation {
 
 // ip -batch splits lines on whitespace and treats '#' and quotes specially; every
 // token is validated before it reaches a batch, so a hostile name cannot add a command.
-const safeToken = /^[A-Za-z0-9_.:/@%+,=-]+$/;
+// No "%" either: no value of ours needs it, and in a link name the kernel reads it
+// as a template ("fz%d" creates "fz0").
+const safeToken = /^[A-Za-z0-9_.:/@+,=-]+$/;
 
 function renderLine(operation: IpOperation): string {
   for (const token of operation.tokens) {
-    if (!safeToken.test(token)) throw new HostError(`refusing to ${operation.what}: unsafe value ${JSON.stringify(token)}`, 'unsafe value');
+    if (!safeToken.test(token)) throw new HostError(`refusing to ${operation.what}: unsafe value ${quote(token)}`, 'unsafe value');
   }
   return operation.tokens.join(' ');
 }

@@ -106,7 +106,7 @@ export interface BridgeSpec {
 }
 
 export function createBridge(spec: BridgeSpec): IpOperation {
-  const tokens = ['link', 'add', spec.name, 'address', spec.mac];
+  const tokens = ['link', 'add', 'name', spec.name, 'address', spec.mac];
   if (spec.mtu !== undefined) tokens.push('mtu', String(spec.mtu));
   tokens.push('type', 'bridge');
   if (spec.vlanFiltering) tokens.push('vlan_filtering', '1');
@@ -114,11 +114,11 @@ export function createBridge(spec: BridgeSpec): IpOperation {
 }
 
 export function setLinkUp(name: string): IpOperation {
-  return { tokens: ['link', 'set', name, 'up'], what: `bring ${name} up` };
+  return { tokens: ['link', 'set', 'dev', name, 'up'], what: `bring ${name} up` };
 }
 
 export function setPromiscuous(name: string, on: boolean): IpOperation {
-  return { tokens: ['link', 'set', name, 'promisc', on ? 'on' : 'off'], what: `set promiscuous mode on ${name}` };
+  return { tokens: ['link', 'set', 'dev', name, 'promisc', on ? 'on' : 'off'], what: `set promiscuous mode on ${name}` };
 }
 
 export interface VethSpec {
@@ -137,7 +137,7 @@ export interface VethSpec {
 // bridge, the peer directly inside the container namespace (so its name can never
 // clash with a host interface, and a clash inside the container fails atomically).
 export function createVethPair(spec: VethSpec): IpOperation {
-  const tokens = ['link', 'add', spec.hostName, 'up', 'master', spec.master, 'address', spec.hostMac];
+  const tokens = ['link', 'add', 'name', spec.hostName, 'up', 'master', spec.master, 'address', spec.hostMac];
   if (spec.mtu !== undefined) tokens.push('mtu', String(spec.mtu));
   tokens.push('type', 'veth', 'peer', 'name', spec.peerName, 'address', spec.peerMac);
   if (spec.mtu !== undefined) tokens.push('mtu', String(spec.mtu));
@@ -146,13 +146,18 @@ export function createVethPair(spec: VethSpec): IpOperation {
 }
 
 export function setAlias(name: string, alias: string): IpOperation {
-  return { tokens: ['link', 'set', name, 'alias', alias], what: `label ${name}` };
+  return { tokens: ['link', 'set', 'dev', name, 'alias', alias], what: `label ${name}` };
 }
 
 export function setHairpin(port: string, on: boolean): IpOperation {
-  return { tokens: ['link', 'set', port, 'type', 'bridge_slave', 'hairpin', on ? 'on' : 'off'], what: `set hairpin mode on ${port}` };
+  return { tokens: ['link', 'set', 'dev', port, 'type', 'bridge_slave', 'hairpin', on ? 'on' : 'off'], what: `set hairpin mode on ${port}` };
+}
+
+// Keeps the port from forwarding to other isolated ports of its bridge (portIsolation).
+export function isolatePort(port: string): IpOperation {
+  return { tokens: ['link', 'set', 'dev', port, 'type', 'bridge_slave', 'isolated', 'on'], what: `isolate port ${port}` };
 }
 
 export function deleteLink(name: string): IpOperation {
-  return { tokens: ['link', 'del', name], what: `delete ${name}`, tolerate: /Cannot find device|does not exist|No such device/ };
+  return { tokens: ['link', 'del', 'dev', name], what: `delete ${name}`, tolerate: /Cannot find device|does not exist|No such device/ };
 }

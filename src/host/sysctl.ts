@@ -1,4 +1,6 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { interfaceNameProblem } from '../util/ifname.js';
+import { quote } from '../util/quote.js';
 import { HostError } from './errors.js';
 
 // /proc/sys/net belongs to the network namespace of the process that opens it, so
@@ -26,6 +28,23 @@ export function enableForwarding(family: 4 | 6): void {
   write(family === 4 ? '/proc/sys/net/ipv4/ip_forward' : '/proc/sys/net/ipv6/conf/all/forwarding', '1');
 }
 
+// The per-link directory only: a name that is no valid link name ("all" and
+// "default" act on the whole namespace, "../x" leaves /proc) or no existing link
+// never becomes a path.
+function linkConfDirectory(device: string): string {
+  const problem = interfaceNameProblem(device);
+  if (problem !== undefined) throw new HostError(`refusing the sysctls of ${quote(device)}: the name ${problem}`, 'invalid interface name');
+  const directory = `/proc/sys/net/ipv4/conf/${device}`;
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(directory).isDirectory();
+  } catch {
+    // No such link in this namespace.
+  }
+  if (!isDirectory) throw new HostError(`cannot set the sysctls of ${quote(device)}: there is no such link`, 'no such link', true);
+  return directory;
+}
+
 export function enableRouteLocalnet(device: string): void {
-  write(`/proc/sys/net/ipv4/conf/${device}/route_localnet`, '1');
+  write(`${linkConfDirectory(device)}/route_localnet`, '1');
 }

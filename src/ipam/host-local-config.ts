@@ -2,7 +2,9 @@ import type { CniArgs } from '../cni/args.js';
 import { isJsonObject, type NetConf } from '../cni/config.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
 import { parseResult, type Route } from '../cni/result.js';
+import { validateDirectory } from '../cni/validate.js';
 import { parseAddress, parsePrefix, type Address } from '../util/ip.js';
+import { quote } from '../util/quote.js';
 import { parseRangeSets, type RangeSet } from './ranges.js';
 
 export const defaultDataDir = '/var/lib/cni/networks';
@@ -30,7 +32,7 @@ function parseRequest(text: string): Address | undefined {
 
 function requestedAddress(text: unknown, where: string): Address {
   const address = typeof text === 'string' ? parseRequest(text) : undefined;
-  if (!address) throw invalid(`${where}: ${JSON.stringify(text)} is not an IP address`);
+  if (!address) throw invalid(`${where}: ${quote(text)} is not an IP address`);
   return address;
 }
 
@@ -83,11 +85,10 @@ export function parseHostLocalConfig(conf: NetConf, cniArgs: CniArgs): HostLocal
       throw invalid(`ipam.routes: ${(error as Error).message}`);
     }
     for (const route of routes) {
-      if (!route.dst.includes('/')) throw invalid(`ipam.routes: "${route.dst}" is not a CIDR`);
+      if (!route.dst.includes('/')) throw invalid(`ipam.routes: ${quote(route.dst)} is not a CIDR`);
     }
   }
-  const dataDir = ipam['dataDir'] ?? defaultDataDir;
-  if (typeof dataDir !== 'string' || !dataDir.startsWith('/')) throw invalid('ipam.dataDir must be an absolute path');
+  const dataDir = validateDirectory(ipam['dataDir'] ?? defaultDataDir, 'ipam.dataDir');
   const config: HostLocalConfig = { network: conf.name, rangeSets, routes, dataDir, requested: requestedAddresses(conf, cniArgs) };
   const resolvConf = ipam['resolvConf'];
   if (resolvConf !== undefined && resolvConf !== '') {

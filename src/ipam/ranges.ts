@@ -1,6 +1,7 @@
 import { goField } from '../cni/config.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
 import { formatAddress, formatPrefix, lastAddress, parseAddress, parsePrefix, prefixContains, type Address, type Prefix } from '../util/ip.js';
+import { quote } from '../util/quote.js';
 
 // One allocation range inside a subnet, after defaults are filled in as the
 // reference host-local does: gateway = first address, start = first address,
@@ -22,8 +23,33 @@ function optionalAddress(raw: Record<string, unknown>, key: string, where: strin
   const value = goField(raw, key);
   if (value === undefined || value === null || value === '') return undefined;
   const address = typeof value === 'string' ? parseAddress(value) : undefined;
-  if (!address) throw invalid(`${where}: "${key}" is not an IP address: ${JSON.stringify(value)}`);
+  if (!address) throw invalid(`${where}: "${key}" is not an IP address: ${quote(value)}`);
   return address;
+}
+
+// Address blocks no container network may take: their addresses mean something to
+// every host (loopback, "any", multicast groups), and the kernel treats them
+// specially (a 224.0.0.0/24 "gateway" cannot be assigned as a unicast address).
+const reservedBlocks: Array<[string, string]> = [
+  ['127.0.0.0/8', 'loopback'],
+  ['224.0.0.0/4', 'multicast'],
+  ['::1/128', 'loopback'],
+  ['ff00::/8', 'multicast'],
+];
+
+function overlapsPrefix(a: Prefix, b: Prefix): boolean {
+  const shorter = a.length <= b.length ? a : b;
+  const longer = shorter === a ? b : a;
+  return a.family === b.family && prefixContains(shorter, { family: longer.family, value: longer.network });
+}
+
+function reservedBlockProblem(subnet: Prefix): string | undefined {
+  if (subnet.network === 0n) return `contains the unspecified address ${formatAddress({ family: subnet.family, value: 0n })}`;
+  for (const [text, kind] of reservedBlocks) {
+    const block = parsePrefix(text) as Prefix;
+    if (overlapsPrefix(subnet, block)) return `overlaps the ${kind} block ${text}`;
+  }
+  return undefined;
 }
 
 export function parseRange(raw: unknown, where: string): Range {
@@ -31,12 +57,14 @@ export function parseRange(raw: unknown, where: string): Range {
   const fields = raw as Record<string, unknown>;
   const subnetText = goField(fields, 'subnet');
   const subnet = typeof subnetText === 'string' ? parsePrefix(subnetText) : undefined;
-  if (!subnet) throw invalid(`${where}: "subnet" must be a CIDR such as 10.22.0.0/16, got ${JSON.stringify(subnetText)}`);
+  if (!subnet) throw invalid(`${where}: "subnet" must be a CIDR such as 10.22.0.0/16, got ${quote(subnetText)}`);
   const bits = subnet.family === 4 ? 32 : 128;
   if (subnet.length > bits - 2) throw invalid(`${where}: network ${formatPrefix(subnet)} is too small to allocate from`);
   if (subnet.address !== subnet.network) {
-    throw invalid(`${where}: subnet ${subnetText as string} has host bits set; the network address is ${formatPrefix(subnet)}`);
+    throw invalid(`${where}: subnet ${formatPrefix(subnet, true)} has host bits set; the network address is ${formatPrefix(subnet)}`);
   }
+  const reserved = reservedBlockProblem(subnet);
+  if (reserved !== undefined) throw invalid(`${where}: subnet ${formatPrefix(subnet)} ${reserved}`);
   const inSubnet = (address: Address | undefined, key: string): Address | undefined => {
     if (address && !prefixContains(subnet, address)) throw invalid(`${where}: ${key} ${formatAddress(address)} is not in subnet ${formatPrefix(subnet)}`);
     return address;

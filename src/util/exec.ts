@@ -33,7 +33,11 @@ export function execFile(file: string, args: readonly string[], options: ExecOpt
     stdout: outcome.stdout ?? '',
     stderr: outcome.stderr ?? '',
   };
-  if (outcome.error) result.spawnError = outcome.error as NodeJS.ErrnoException;
+  // A program that exits without reading all its input makes the write fail with
+  // EPIPE; it did run, and its exit status is the outcome.
+  const error = outcome.error as NodeJS.ErrnoException | undefined;
+  const ranAnyway = error?.code === 'EPIPE' && (outcome.status !== null || outcome.signal !== null);
+  if (error && !ranAnyway) result.spawnError = error;
   return result;
 }
 

@@ -2,10 +2,11 @@ import { checkKnownArgs } from '../../cni/args.js';
 import { isJsonObject, type NetConf } from '../../cni/config.js';
 import { CniError, ErrorCode } from '../../cni/errors.js';
 import type { Invocation } from '../../cni/env.js';
-import { validateInterfaceName } from '../../cni/validate.js';
+import { validateDirectory, validateInterfaceName } from '../../cni/validate.js';
 import { defaultStateDir } from '../../firewall/state.js';
 import { isValidMac } from '../../host/links.js';
 import { ipamArgKeys } from '../../ipam/args.js';
+import { quote } from '../../util/quote.js';
 
 export interface BridgeConfig {
   bridge: string;
@@ -44,7 +45,7 @@ function rejectUnsupported(raw: Record<string, unknown>): void {
   if (Array.isArray(raw['vlanTrunk']) && raw['vlanTrunk'].length > 0) unsupported.push('vlanTrunk');
   if (raw['preserveDefaultVlan'] === true) unsupported.push('preserveDefaultVlan');
   if (raw['macspoofchk'] === true) unsupported.push('macspoofchk');
-  if (raw['ipMasqBackend'] !== undefined && raw['ipMasqBackend'] !== 'nftables') unsupported.push(`ipMasqBackend "${String(raw['ipMasqBackend'])}" (only "nftables")`);
+  if (raw['ipMasqBackend'] !== undefined && raw['ipMasqBackend'] !== 'nftables') unsupported.push(`ipMasqBackend ${quote(raw['ipMasqBackend'])} (only "nftables")`);
   if (unsupported.length > 0) {
     throw new CniError(ErrorCode.UnsupportedField, `trestle-bridge does not support ${unsupported.join(', ')}`);
   }
@@ -60,7 +61,7 @@ function requestedMac(conf: NetConf, invocation: Invocation): string | undefined
   ];
   for (const [where, value] of candidates) {
     if (value === undefined || value === '') continue;
-    if (typeof value !== 'string' || !isValidMac(value)) throw invalid(`${where}: ${JSON.stringify(value)} is not a unicast MAC address like 02:42:ac:11:00:02`);
+    if (typeof value !== 'string' || !isValidMac(value)) throw invalid(`${where}: ${quote(value)} is not a unicast MAC address like 02:42:ac:11:00:02`);
     return value.toLowerCase();
   }
   return undefined;
@@ -94,10 +95,7 @@ export function parseBridgeConfig(conf: NetConf, invocation: Invocation): Bridge
     config.mtu = mtu;
   }
   const stateDir = raw['stateDir'];
-  if (stateDir !== undefined) {
-    if (typeof stateDir !== 'string' || !stateDir.startsWith('/')) throw invalid('"stateDir" must be an absolute path');
-    config.stateDir = stateDir;
-  }
+  if (stateDir !== undefined) config.stateDir = validateDirectory(stateDir, '"stateDir"');
   const mac = requestedMac(conf, invocation);
   if (mac !== undefined) config.mac = mac;
   if (!conf.ipam) throw invalid('network configuration has no "ipam" section: trestle-bridge needs an IPAM plugin for addresses');

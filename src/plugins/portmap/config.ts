@@ -1,8 +1,10 @@
 import { goField, isJsonObject, type NetConf } from '../../cni/config.js';
 import { CniError, ErrorCode } from '../../cni/errors.js';
 import { addressFamily, type Result } from '../../cni/result.js';
+import { validateDirectory, validateInterfaceName } from '../../cni/validate.js';
 import { defaultStateDir, type PortMapping } from '../../firewall/state.js';
 import { formatAddress, formatCidr, parseAddress, parsePrefix, type Family } from '../../util/ip.js';
+import { quote } from '../../util/quote.js';
 
 export interface RequestedMapping {
   hostPort: number;
@@ -25,7 +27,7 @@ function invalid(message: string): CniError {
 }
 
 function portNumber(value: unknown, where: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) throw invalid(`${where} must be a port number from 1 to 65535, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) throw invalid(`${where} must be a port number from 1 to 65535, got ${quote(value)}`);
   return value;
 }
 
@@ -37,7 +39,7 @@ function parseMapping(raw: unknown, index: number): RequestedMapping {
   if (!isJsonObject(raw)) throw invalid(`${where} must be an object`);
   const protocol = (goField(raw, 'protocol') || 'tcp') as unknown;
   if (typeof protocol !== 'string' || !['tcp', 'udp', 'sctp'].includes(protocol.toLowerCase())) {
-    throw invalid(`${where}.protocol must be tcp, udp or sctp, got ${JSON.stringify(protocol)}`);
+    throw invalid(`${where}.protocol must be tcp, udp or sctp, got ${quote(protocol)}`);
   }
   const mapping: RequestedMapping = {
     hostPort: portNumber(goField(raw, 'hostPort'), `${where}.hostPort`),
@@ -47,7 +49,7 @@ function parseMapping(raw: unknown, index: number): RequestedMapping {
   const hostIP = goField(raw, 'hostIP');
   if (hostIP !== undefined && hostIP !== null && hostIP !== '') {
     const address = typeof hostIP === 'string' ? parseAddress(hostIP) : undefined;
-    if (!address) throw invalid(`${where}.hostIP must be an IP address, got ${JSON.stringify(hostIP)}`);
+    if (!address) throw invalid(`${where}.hostIP must be an IP address, got ${quote(hostIP)}`);
     mapping.family = address.family;
     if (address.value !== 0n) mapping.hostIP = formatAddress(address);
   }
@@ -61,8 +63,7 @@ export function parsePortmapConfig(conf: NetConf, options: { mappings: boolean }
   if (present.length > 0) throw new CniError(ErrorCode.UnsupportedField, `trestle-portmap does not support ${present.join(', ')}`);
   const snat = conf.raw['snat'] ?? true;
   if (typeof snat !== 'boolean') throw invalid('"snat" must be true or false');
-  const stateDir = conf.raw['stateDir'] ?? defaultStateDir;
-  if (typeof stateDir !== 'string' || !stateDir.startsWith('/')) throw invalid('"stateDir" must be an absolute path');
+  const stateDir = validateDirectory(conf.raw['stateDir'] ?? defaultStateDir, '"stateDir"');
   if (!options.mappings) return { snat, stateDir, mappings: [] };
   const rawMappings = conf.runtimeConfig['portMappings'] ?? [];
   if (!Array.isArray(rawMappings)) throw invalid('runtimeConfig.portMappings must be a list');
@@ -83,7 +84,9 @@ export interface ContainerAddresses {
 }
 
 // The container's addresses as the previous plugin reported them: those on sandbox
-// interfaces (or not tied to an interface), first of each family.
+// interfaces (or not tied to an interface), first of each family. The host interface
+// (the bridge) becomes a sysctl path (route_localnet): a name that is not a valid
+// interface name ("all", "../x") is refused as invalid configuration.
 export function containerAddresses(previous: Result): ContainerAddresses {
   const interfaces = previous.interfaces ?? [];
   const found: ContainerAddresses = { byFamily: new Map(), subnets: [] };
@@ -96,8 +99,12 @@ export function containerAddresses(previous: Result): ContainerAddresses {
     if (!found.byFamily.has(family)) found.byFamily.set(family, formatAddress({ family, value: prefix.address }));
     found.subnets.push(formatCidr({ family, value: prefix.network }, prefix.length));
   }
-  const host = interfaces.find((iface) => iface.sandbox === undefined || iface.sandbox === '');
-  if (host) found.hostInterface = host.name;
+  const hostIndex = interfaces.findIndex((iface) => iface.sandbox === undefined || iface.sandbox === '');
+  const host = interfaces[hostIndex];
+  if (host) {
+    validateInterfaceName(host.name, `prevResult.interfaces[${hostIndex}].name`, ErrorCode.InvalidConfig);
+    found.hostInterface = host.name;
+  }
   return found;
 }
 
