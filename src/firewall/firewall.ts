@@ -23,17 +23,24 @@ export interface PortMappingOptions {
   hairpinSubnets: string[];
   // Host interface that routes to the containers (gets route_localnet for 127.0.0.1).
   hostInterface?: string;
+  // Host links the attachment is made of: when one is gone, the attachment was torn
+  // down while this call waited, and no mapping may be left pointing at its address.
+  requiredLinks?: string[];
 }
 
 export interface Firewall {
-  addMasquerade(owner: Owner, addresses: readonly MasqueradeAddress[]): void;
-  removeMasquerade(owner: Owner): void;
+  addMasquerade(owner: Owner, addresses: readonly MasqueradeAddress[]): Promise<void>;
+  removeMasquerade(owner: Owner): Promise<void>;
   checkMasquerade(owner: Owner): void;
-  addPortMappings(owner: Owner, mappings: readonly PortMapping[], options: PortMappingOptions): string[];
-  removePortMappings(owner: Owner): string[];
+  addPortMappings(owner: Owner, mappings: readonly PortMapping[], options: PortMappingOptions): Promise<string[]>;
+  removePortMappings(owner: Owner): Promise<string[]>;
   checkPortMappings(owner: Owner): void;
-  // Removes the rules of every attachment of `network` that is not in `keep`.
-  collectGarbage(network: string, kind: 'masquerade' | 'portmap', keep: readonly Owner[]): Owner[];
+  // Everything the attachment owns, of every kind (what DEL of the attachment's
+  // addresses must remove first); returns warnings.
+  removeAll(owner: Owner): Promise<string[]>;
+  // Removes the rules of every attachment of `network` that is not in `keep`, damaged
+  // records, and any element in the kernel that no attachment owns.
+  collectGarbage(network: string, keep: readonly Owner[]): Promise<Owner[]>;
 }
 
 export class PortConflictError extends Error {
@@ -47,5 +54,12 @@ export class MissingRulesError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'MissingRulesError';
+  }
+}
+
+export class AttachmentGoneError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AttachmentGoneError';
   }
 }

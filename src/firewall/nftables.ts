@@ -1,14 +1,26 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { flushUdpEntries } from '../host/conntrack.js';
 import { HostError } from '../host/errors.js';
 import { runNftScript } from '../host/nft.js';
+import { linkPresent } from '../host/presence.js';
 import { enableRouteLocalnet } from '../host/sysctl.js';
 import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Family } from '../util/ip.js';
-import { MissingRulesError, PortConflictError, type Firewall, type MasqueradeAddress, type Owner, type PortMappingOptions } from './firewall.js';
-import { sharedStructures, table } from './ruleset.js';
+import { withDirectoryLock } from '../util/lock.js';
+import { AttachmentGoneError, MissingRulesError, PortConflictError, type Firewall, type MasqueradeAddress, type Owner, type PortMappingOptions } from './firewall.js';
+import { listKernelElements } from './kernel.js';
+import { OwnerIndex } from './owners.js';
+import { isMapSet, sharedStructures, table } from './ruleset.js';
 import {
+  firewallDir,
   listAttachmentRules,
+  listNetworks,
+  olderThan,
   readAttachmentRules,
   removeAttachmentRules,
+  ruleOwners,
+  scanAttachmentRules,
+  stateFileName,
   writeAttachmentRules,
   type AttachmentRules,
   type PortMapping,
@@ -18,18 +30,20 @@ import {
 
 const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
 const protocols = new Set(['tcp', 'udp', 'sctp']);
+// A temporary record older than this belongs to a writer that died.
+const debrisGraceMs = 60_000;
 
 // Every value that reaches a script is parsed and printed again by us, so nothing a
 // caller passes can become nft syntax.
 function address(text: string): { family: Family; text: string } {
   const parsed = parseAddress(text);
-  if (!parsed) throw new HostError(`invalid IP address ${JSON.stringify(text)}`, 'invalid address');
+  if (!parsed) throw new HostError(`invalid IP address ${JSON.stringify(text.slice(0, 64))}`, 'invalid address');
   return { family: parsed.family, text: formatAddress(parsed) };
 }
 
 function subnet(text: string): { family: Family; text: string } {
   const parsed = parsePrefix(text);
-  if (!parsed) throw new HostError(`invalid subnet ${JSON.stringify(text)}`, 'invalid subnet');
+  if (!parsed) throw new HostError(`invalid subnet ${JSON.stringify(text.slice(0, 64))}`, 'invalid subnet');
   return { family: parsed.family, text: formatPrefix(parsed) };
 }
 
@@ -38,8 +52,14 @@ function port(value: number): string {
   return String(value);
 }
 
+// For people reading `nft list ruleset`: only characters that need no quoting rules,
+// and well inside nft's 128-byte comment limit.
 function ownerComment(owner: Owner): string {
-  return `${owner.network}/${owner.containerId}/${owner.ifname}`.slice(0, 120);
+  return `${owner.network}/${owner.containerId}/${owner.ifname}`.replace(/[^A-Za-z0-9_./-]/g, '_').slice(0, 120);
+}
+
+function describeOwner(owner: Owner): string {
+  return `${owner.network}/${owner.containerId.slice(0, 64)}/${owner.ifname}`;
 }
 
 function addElement(element: RuleElement, create = false): string {
@@ -52,18 +72,38 @@ function removeElement(element: RuleElement): string[] {
   return [addElement(element), `delete element ${table} ${element.set} { ${element.key} }`];
 }
 
-function isMapElement(element: RuleElement): boolean {
-  return element.set.startsWith('hp_');
+function isFileExists(error: unknown): boolean {
+  return error instanceof HostError && /File exists/.test(error.reason);
 }
 
+function sameOwner(a: Owner, b: Owner): boolean {
+  return a.network === b.network && a.containerId === b.containerId && a.ifname === b.ifname;
+}
+
+// Each change to the shared table, and to the records and the owner index that
+// describe it, happens under one lock per state directory: the check "does anyone
+// else own this element?" and the nft transaction that acts on the answer must not
+// interleave with another attachment's. Records are written before the kernel is
+// changed and removed after, so a DEL or GC after a kill always knows what to remove.
 export class NftablesFirewall implements Firewall {
-  constructor(private readonly stateDir: string) {}
+  private readonly dir: string;
+  private readonly owners: OwnerIndex;
+
+  constructor(private readonly stateDir: string) {
+    this.dir = firewallDir(stateDir);
+    this.owners = new OwnerIndex(this.dir);
+  }
+
+  private locked<T>(work: () => T): Promise<T> {
+    return withDirectoryLock(this.dir, join(this.dir, 'trestle.lock'), work);
+  }
 
   // Only this container's elements, as one transaction; the shared table, sets and
   // rules are written too only when one of them is missing (first use on a node, or
   // someone flushed the ruleset). Re-asserting them every time cost ~12 ms of the
   // ~16 ms an ADD spent in nft (measured here).
   private apply(lines: readonly string[]): void {
+    if (lines.length === 0) return;
     try {
       runNftScript(`${lines.join('\n')}\n`);
     } catch (error) {
@@ -72,61 +112,96 @@ export class NftablesFirewall implements Firewall {
     }
   }
 
-  private install(kind: RuleOwner, rules: AttachmentRules, create: (element: RuleElement) => boolean): void {
-    // Remembered first: if we die half-way, a later DEL still knows what to remove.
+  private ownerId(kind: RuleOwner, owner: Owner): string {
+    return `${owner.network}/${stateFileName(kind, owner)}`;
+  }
+
+  private install(kind: RuleOwner, rules: AttachmentRules): void {
+    const id = this.ownerId(kind, rules);
     writeAttachmentRules(this.stateDir, kind, rules);
+    this.owners.claim(id, rules.elements);
+    // A map key is created, not added, so that a host port another attachment holds
+    // fails the transaction instead of being taken over silently.
+    const lines = rules.elements.map((element) => addElement(element, isMapSet(element.set)));
     try {
-      this.apply(rules.elements.map((element) => addElement(element, create(element))));
+      try {
+        this.apply(lines);
+      } catch (error) {
+        // The key may be held by an element nobody owns (an nft process that outlived
+        // a killed plugin committed it): that one is garbage, not a conflict.
+        if (!isFileExists(error) || !rules.elements.some((element) => isMapSet(element.set) && !this.ownedByOthers(id, element))) throw error;
+        this.reconcileKernel();
+        this.apply(lines);
+      }
     } catch (error) {
+      this.owners.prune(this.owners.release(id, rules.elements));
       removeAttachmentRules(this.stateDir, kind, rules);
       throw error;
     }
   }
 
-  private uninstall(kind: RuleOwner, owner: Owner): AttachmentRules | undefined {
-    const rules = readAttachmentRules(this.stateDir, kind, owner);
-    if (!rules) return undefined;
-    if (rules.elements.length > 0) {
-      try {
-        this.apply(rules.elements.flatMap(removeElement));
-      } catch (error) {
-        if (!(error instanceof HostError) || !/File exists/.test(error.reason)) throw error;
-        // The state file is written before the transaction, so an ADD that died in
-        // between (or lost a port conflict it never got to record) leaves a host port
-        // here that another container holds: re-adding that key with our target
-        // fails. Such keys are theirs to keep; we remove only what is still ours.
-        const heldByOthers = this.keysHeldByOthers(kind, owner);
-        const ours = rules.elements.filter((element) => !(isMapElement(element) && heldByOthers.has(`${element.set}|${element.key}`)));
-        if (ours.length > 0) this.apply(ours.flatMap(removeElement));
-      }
+  private ownedByOthers(id: string, element: RuleElement): boolean {
+    for (const { marker } of this.owners.markers()) {
+      if (marker && marker.owner !== id && marker.element.set === element.set && marker.element.key === element.key) return true;
     }
-    removeAttachmentRules(this.stateDir, kind, owner);
-    return rules;
+    return false;
   }
 
-  private keysHeldByOthers(kind: RuleOwner, owner: Owner): Set<string> {
-    const keys = new Set<string>();
-    for (const rules of listAttachmentRules(this.stateDir, kind)) {
-      if (rules.network === owner.network && rules.containerId === owner.containerId && rules.ifname === owner.ifname) continue;
-      for (const element of rules.elements) keys.add(`${element.set}|${element.key}`);
+  private uninstall(kind: RuleOwner, owner: Owner): AttachmentRules | undefined {
+    const reading = readAttachmentRules(this.stateDir, kind, owner);
+    if (reading.state === 'absent') return undefined;
+    const id = this.ownerId(kind, owner);
+    const elements = reading.state === 'present' ? reading.rules.elements : this.markedElements(id);
+    this.removeElements(id, elements);
+    removeAttachmentRules(this.stateDir, kind, owner);
+    return reading.state === 'present' ? reading.rules : undefined;
+  }
+
+  // The owner's elements as the index remembers them, for a record that is unreadable.
+  private markedElements(id: string): RuleElement[] {
+    const elements: RuleElement[] = [];
+    for (const { marker } of this.owners.markers()) if (marker?.owner === id) elements.push(marker.element);
+    return elements;
+  }
+
+  // Drops the owner's claims; elements nobody else owns leave the kernel.
+  private removeElements(id: string, elements: readonly RuleElement[]): void {
+    const orphaned = this.owners.release(id, elements);
+    try {
+      this.apply(orphaned.flatMap(removeElement));
+    } catch (error) {
+      // Re-adding a map key fails when the kernel holds it with another target (an
+      // element nobody owns): removing every unowned element covers ours too.
+      if (!isFileExists(error)) throw error;
+      this.reconcileKernel();
     }
-    return keys;
+    this.owners.prune(orphaned);
+  }
+
+  // Deletes every element of our sets and maps that no attachment owns.
+  private reconcileKernel(): RuleElement[] {
+    const unowned = listKernelElements(table)
+      .filter((element) => !this.owners.isOwned(element.set, element.key))
+      .map((element) => ({ set: element.set, key: element.key, element: element.key }));
+    if (unowned.length > 0) runNftScript(`${unowned.map((element) => `delete element ${table} ${element.set} { ${element.key} }`).join('\n')}\n`);
+    return unowned;
   }
 
   private verify(kind: RuleOwner, owner: Owner, what: string): void {
-    const rules = readAttachmentRules(this.stateDir, kind, owner);
-    if (!rules) throw new MissingRulesError(`no ${what} rules are recorded for ${ownerComment(owner)}`);
-    if (rules.elements.length === 0) return;
+    const reading = readAttachmentRules(this.stateDir, kind, owner);
+    if (reading.state === 'absent') throw new MissingRulesError(`no ${what} rules are recorded for ${describeOwner(owner)}`);
+    if (reading.state === 'unreadable') throw new MissingRulesError(`the ${what} record of ${describeOwner(owner)} is damaged (${reading.file})`);
+    if (reading.rules.elements.length === 0) return;
     // A dry-run deletion succeeds only if every element is present.
-    const script = rules.elements.map((element) => `delete element ${table} ${element.set} { ${element.key} }`).join('\n');
+    const script = reading.rules.elements.map((element) => `delete element ${table} ${element.set} { ${element.key} }`).join('\n');
     try {
       runNftScript(`${script}\n`, { dryRun: true });
     } catch (error) {
-      throw new MissingRulesError(`${what} rules of ${ownerComment(owner)} are missing from the ruleset: ${(error as Error).message}`);
+      throw new MissingRulesError(`${what} rules of ${describeOwner(owner)} are missing from the ruleset: ${(error as Error).message}`);
     }
   }
 
-  addMasquerade(owner: Owner, addresses: readonly MasqueradeAddress[]): void {
+  async addMasquerade(owner: Owner, addresses: readonly MasqueradeAddress[]): Promise<void> {
     const elements: RuleElement[] = [];
     for (const entry of addresses) {
       const container = address(entry.address);
@@ -138,18 +213,19 @@ export class NftablesFirewall implements Firewall {
         elements.push({ set: `masqskip${family}`, element: pair, key: pair });
       }
     }
-    this.install('masquerade', { ...owner, elements, masquerade: addresses.map((entry) => entry.address), portMappings: [] }, () => false);
+    const rules: AttachmentRules = { ...owner, elements, masquerade: addresses.map((entry) => entry.address), portMappings: [] };
+    await this.locked(() => this.install('masquerade', rules));
   }
 
-  removeMasquerade(owner: Owner): void {
-    this.uninstall('masquerade', owner);
+  async removeMasquerade(owner: Owner): Promise<void> {
+    await this.locked(() => this.uninstall('masquerade', owner));
   }
 
   checkMasquerade(owner: Owner): void {
     this.verify('masquerade', owner, 'masquerade');
   }
 
-  addPortMappings(owner: Owner, mappings: readonly PortMapping[], options: PortMappingOptions): string[] {
+  async addPortMappings(owner: Owner, mappings: readonly PortMapping[], options: PortMappingOptions): Promise<string[]> {
     const elements: RuleElement[] = [];
     const comment = ownerComment(owner);
     const hairpin = new Set<string>();
@@ -175,30 +251,35 @@ export class NftablesFirewall implements Firewall {
       const [family, pair] = entry.split('|') as [string, string];
       elements.push({ set: `hairpin${family}`, element: pair, key: pair });
     }
-    if (options.snat && options.hostInterface && mappings.some((mapping) => !mapping.containerIP.includes(':'))) {
-      // Lets the node reach a mapping at 127.0.0.1: the translated packet leaves
-      // through the bridge with a loopback source until it is masqueraded.
-      enableRouteLocalnet(options.hostInterface);
-    }
-    try {
-      this.install('portmap', { ...owner, elements, masquerade: [], portMappings: [...mappings] }, isMapElement);
-    } catch (error) {
-      if (error instanceof HostError && /File exists/.test(error.reason)) {
-        throw new PortConflictError(`a requested host port is already mapped to another container: ${this.describeConflicts(owner, mappings)}`);
+    const rules: AttachmentRules = { ...owner, elements, masquerade: [], portMappings: [...mappings] };
+    await this.locked(() => {
+      const gone = (options.requiredLinks ?? []).filter((name) => !linkPresent(name));
+      if (gone.length > 0) {
+        throw new AttachmentGoneError(`interface ${gone.join(', ')} of ${describeOwner(owner)} no longer exists: the attachment was deleted while this ADD ran`);
       }
-      throw error;
-    }
+      if (options.snat && options.hostInterface && mappings.some((mapping) => !mapping.containerIP.includes(':'))) {
+        // Lets the node reach a mapping at 127.0.0.1: the translated packet leaves
+        // through the bridge with a loopback source until it is masqueraded.
+        enableRouteLocalnet(options.hostInterface);
+      }
+      try {
+        this.install('portmap', rules);
+      } catch (error) {
+        if (isFileExists(error)) throw new PortConflictError(`a requested host port is already mapped to another container: ${this.describeConflicts(owner, mappings)}`);
+        throw error;
+      }
+    });
     return this.flushUdp(mappings);
   }
 
   private describeConflicts(owner: Owner, mappings: readonly PortMapping[]): string {
     const taken: string[] = [];
     for (const rules of listAttachmentRules(this.stateDir, 'portmap')) {
-      if (rules.network === owner.network && rules.containerId === owner.containerId && rules.ifname === owner.ifname) continue;
+      if (sameOwner(rules, owner)) continue;
       for (const theirs of rules.portMappings) {
         for (const ours of mappings) {
           if (theirs.hostPort === ours.hostPort && theirs.protocol === ours.protocol && (theirs.hostIP ?? '') === (ours.hostIP ?? '')) {
-            taken.push(`${ours.hostIP ?? '*'}:${ours.hostPort}/${ours.protocol} is held by ${ownerComment(rules)}`);
+            taken.push(`${ours.hostIP ?? '*'}:${ours.hostPort}/${ours.protocol} is held by ${describeOwner(rules)}`);
           }
         }
       }
@@ -210,8 +291,8 @@ export class NftablesFirewall implements Firewall {
     return flushUdpEntries(mappings.filter((mapping) => mapping.protocol === 'udp').map((mapping) => mapping.hostPort));
   }
 
-  removePortMappings(owner: Owner): string[] {
-    const rules = this.uninstall('portmap', owner);
+  async removePortMappings(owner: Owner): Promise<string[]> {
+    const rules = await this.locked(() => this.uninstall('portmap', owner));
     return rules ? this.flushUdp(rules.portMappings) : [];
   }
 
@@ -219,13 +300,49 @@ export class NftablesFirewall implements Firewall {
     this.verify('portmap', owner, 'port mapping');
   }
 
-  collectGarbage(network: string, kind: RuleOwner, keep: readonly Owner[]): Owner[] {
+  async removeAll(owner: Owner): Promise<string[]> {
+    const removed = await this.locked(() => ruleOwners.map((kind) => this.uninstall(kind, owner)));
+    return this.flushUdp(removed.flatMap((rules) => rules?.portMappings ?? []));
+  }
+
+  async collectGarbage(network: string, keep: readonly Owner[]): Promise<Owner[]> {
     const removed: Owner[] = [];
-    for (const rules of listAttachmentRules(this.stateDir, kind, network)) {
-      if (keep.some((owner) => owner.containerId === rules.containerId && owner.ifname === rules.ifname)) continue;
-      this.uninstall(kind, rules);
-      removed.push({ network: rules.network, containerId: rules.containerId, ifname: rules.ifname });
-    }
+    await this.locked(() => {
+      for (const kind of ruleOwners) {
+        const listing = scanAttachmentRules(this.stateDir, kind, network);
+        for (const rules of listing.rules) {
+          if (keep.some((owner) => sameOwner(owner, rules))) continue;
+          this.uninstall(kind, rules);
+          removed.push({ network: rules.network, containerId: rules.containerId, ifname: rules.ifname });
+        }
+        for (const file of listing.unreadable) this.removeDamagedRecord(network, file);
+        for (const file of listing.temporary) if (olderThan(file, debrisGraceMs)) removeFile(file);
+      }
+      this.checkIndex();
+      this.reconcileKernel();
+    });
     return removed;
   }
+
+  private removeDamagedRecord(network: string, file: string): void {
+    const id = `${network}/${file.slice(file.lastIndexOf('/') + 1)}`;
+    this.removeElements(id, this.markedElements(id));
+    removeFile(file);
+  }
+
+  // Markers that are damaged, or whose owner has no record any more, own nothing.
+  private checkIndex(): void {
+    const records = new Set<string>();
+    for (const name of listNetworks(this.stateDir)) {
+      for (const kind of ruleOwners) for (const rules of listAttachmentRules(this.stateDir, kind, name)) records.add(this.ownerId(kind, rules));
+    }
+    for (const { path, marker } of this.owners.markers()) {
+      if (!marker || !records.has(marker.owner)) this.owners.removeMarker(path);
+    }
+    this.owners.pruneEmpty();
+  }
+}
+
+function removeFile(path: string): void {
+  rmSync(path, { force: true });
 }

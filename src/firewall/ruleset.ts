@@ -50,3 +50,20 @@ const rules = [
 export function sharedStructures(): string[] {
   return [...skeleton, ...rules];
 }
+
+// The sets and maps that hold per-attachment elements.
+export const knownSets: readonly string[] = ['masq4', 'masq6', 'masqskip4', 'masqskip6', 'hp_any4', 'hp_any6', 'hp_addr4', 'hp_addr6', 'hairpin4', 'hairpin6'];
+
+export function isMapSet(set: string): boolean {
+  return set.startsWith('hp_');
+}
+
+// The only tokens an element we write can hold: addresses, prefixes and ports,
+// protocols, the concatenation and mapping operators, and a comment of safe
+// characters. A record read back from disk is checked against this before any
+// part of it reaches an nft script.
+const elementToken = /^(?:[0-9A-Fa-f.:/]+|tcp|udp|sctp|comment|"[A-Za-z0-9_./-]{0,120}")$/;
+
+export function isSafeElementText(text: string): boolean {
+  return text.length > 0 && text.length <= 512 && text.split(' ').every((token) => elementToken.test(token));
+}

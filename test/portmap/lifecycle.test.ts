@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { stateFileName } from '../../src/firewall/state.js';
 import { ChainError } from '../../src/runtime/chain.js';
 import { Sandbox, lan } from '../../src/sandbox/sandbox.js';
 import { natPlugins, setElements, startUdpEcho, udpRoundTrip } from '../helpers/nat.js';
@@ -100,13 +101,14 @@ t.test('DEL after an ADD that died between its state file and its transaction', 
   // What trestle-portmap records before its nft transaction: the second container's
   // claim on 8080, which the kernel never took because the first one holds it.
   const stateDir = join(sandbox.stateDir, 'firewall', list.name);
-  const holderState = readFileSync(join(stateDir, `portmap.${holder.id}.eth0.json`), 'utf8');
+  const holderState = readFileSync(join(stateDir, stateFileName('portmap', { network: list.name, containerId: holder.id, ifname: 'eth0' })), 'utf8');
   const holderAddress = (JSON.parse(holderState) as { portMappings: Array<{ containerIP: string }> }).portMappings[0]!.containerIP;
   const interruptedAddress = ((interruptedResult['ips'] as Array<{ address: string }>)[0]!.address.split('/')[0]) as string;
-  writeFileSync(join(stateDir, `portmap.${interrupted.id}.eth0.json`), holderState.replaceAll(holder.id, interrupted.id).replaceAll(holderAddress, interruptedAddress));
+  const interruptedFile = join(stateDir, stateFileName('portmap', { network: list.name, containerId: interrupted.id, ifname: 'eth0' }));
+  writeFileSync(interruptedFile, holderState.replaceAll(holder.id, interrupted.id).replaceAll(holderAddress, interruptedAddress));
 
   t.doesNotThrow(() => runner.del(list, interruptedAttachment, interruptedResult), 'DEL of the interrupted container succeeds');
-  t.notOk(existsSync(join(stateDir, `portmap.${interrupted.id}.eth0.json`)), 'its state file is gone');
+  t.notOk(existsSync(interruptedFile), 'its state file is gone');
   const mapped = await setElements(sandbox, 'map', 'hp_any4');
   t.equal(mapped.length, 1, "the holder's mapping stays");
   t.match(mapped[0] ?? '', holderAddress, 'pointing at the holder');

@@ -2,22 +2,32 @@ import { CniError, ErrorCode } from '../../cni/errors.js';
 import type { Result } from '../../cni/result.js';
 import type { PluginContext } from '../../cni/skel.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
-import { addRoute, replaceAddress } from '../../host/addresses.js';
+import { addRoute, deleteAddress, replaceAddress } from '../../host/addresses.js';
 import { HostError } from '../../host/errors.js';
 import { runIpBatch, startIpBatch, type IpOperation } from '../../host/ip.js';
-import { createBridge, createVethPair, deleteLink, findLink, randomMac, randomVethName, setAlias, setHairpin, setLinkUp, setPromiscuous, type Link } from '../../host/links.js';
-import { namespaceExists } from '../../host/netns.js';
+import {
+  createBridge,
+  createVethPair,
+  deleteLink,
+  findLink,
+  isolatePort,
+  listLinks,
+  randomMac,
+  randomVethName,
+  setAlias,
+  setHairpin,
+  setLinkUp,
+  setPromiscuous,
+  type Link,
+} from '../../host/links.js';
 import { enableForwarding } from '../../host/sysctl.js';
 import { ipamClient } from '../../ipam/client.js';
 import { parsePrefix, prefixContains, parseAddress } from '../../util/ip.js';
+import { hostFailure } from '../failures.js';
 import { planAddresses, routeGateway, type AddressPlan } from './addressing.js';
 import type { BridgeConfig } from './config.js';
+import { requireContainerNamespace } from './namespace.js';
 import { ownerAlias } from './owner.js';
-
-export function hostFailure(error: unknown): never {
-  if (error instanceof HostError) throw new CniError(ErrorCode.HostCommandFailed, error.message);
-  throw error;
-}
 
 // Gateway addresses for the bridge; an address of the same subnet that differs is
 // replaced only with forceAddress, as in the reference plugin.
@@ -34,7 +44,7 @@ function gatewayOperations(bridge: Link | undefined, plan: AddressPlan, config: 
       if (!config.forceAddress) {
         throw new CniError(ErrorCode.InvalidConfig, `bridge ${config.bridge} already has address ${entry.address}/${entry.prefixLength} in the subnet of gateway ${cidr}; set "forceAddress" to replace it`);
       }
-      operations.push({ tokens: ['addr', 'del', `${entry.address}/${entry.prefixLength}`, 'dev', config.bridge], what: `remove old address from ${config.bridge}` });
+      operations.push(deleteAddress(`${entry.address}/${entry.prefixLength}`, config.bridge));
     }
     operations.push(replaceAddress(cidr, config.bridge, { noDad: true }));
   }
@@ -48,7 +58,13 @@ interface HostSide {
   containerMac: string;
 }
 
-function setUpHost(context: PluginContext, config: BridgeConfig, plan: AddressPlan, hostVeth: string): HostSide {
+// What this ADD changed on the shared bridge, so that a failed ADD can take it back.
+interface BridgeChanges {
+  createdBridge: boolean;
+  addedGateways: string[];
+}
+
+function setUpHost(context: PluginContext, config: BridgeConfig, plan: AddressPlan, hostVeth: string, changes: BridgeChanges): HostSide {
   const { invocation } = context;
   const bridge = findLink(config.bridge);
   if (bridge && bridge.kind !== 'bridge') {
@@ -62,7 +78,8 @@ function setUpHost(context: PluginContext, config: BridgeConfig, plan: AddressPl
   if (!bridge) operations.push(creation);
   if (!bridge?.up) operations.push(setLinkUp(config.bridge));
   if (config.promiscMode) operations.push(setPromiscuous(config.bridge, true));
-  operations.push(...gatewayOperations(bridge, plan, config));
+  const gateways = gatewayOperations(bridge, plan, config);
+  operations.push(...gateways);
   const vethSpec: Parameters<typeof createVethPair>[0] = {
     hostName: side.hostVeth,
     hostMac: side.hostMac,
@@ -75,8 +92,12 @@ function setUpHost(context: PluginContext, config: BridgeConfig, plan: AddressPl
   operations.push(createVethPair(vethSpec));
   operations.push(setAlias(side.hostVeth, ownerAlias(context.config.name, invocation.containerId, invocation.ifname)));
   if (config.hairpinMode) operations.push(setHairpin(side.hostVeth, true));
-  if (config.portIsolation) operations.push({ tokens: ['link', 'set', side.hostVeth, 'type', 'bridge_slave', 'isolated', 'on'], what: `isolate port ${side.hostVeth}` });
+  if (config.portIsolation) operations.push(isolatePort(side.hostVeth));
+  // Recorded before the batch runs: it may fail half-way, after the bridge changed.
+  changes.createdBridge = !bridge;
+  changes.addedGateways = plan.gatewayCidrs.filter((cidr) => !(bridge?.addresses ?? []).some((entry) => `${entry.address}/${entry.prefixLength}` === cidr));
   const tolerated = runIpBatch(operations);
+  if (tolerated.includes(creation)) changes.createdBridge = false;
   // Another ADD created the bridge between our look and our batch: learn its MAC.
   if (tolerated.includes(creation)) side.bridgeMac = findLink(config.bridge)?.mac ?? side.bridgeMac;
   if (config.isGateway) for (const family of plan.families) enableForwarding(family);
@@ -104,24 +125,32 @@ function containerOperations(context: PluginContext, config: BridgeConfig, plan:
   return operations;
 }
 
+// A failed ADD leaves the shared bridge as it found it, as far as no other port
+// depends on it: a bridge it created goes, a gateway address it added goes.
+function undoBridgeChanges(config: BridgeConfig, changes: BridgeChanges): void {
+  if (!changes.createdBridge && changes.addedGateways.length === 0) return;
+  if (listLinks(undefined, { master: config.bridge }).length > 0) return;
+  if (changes.createdBridge) runIpBatch([deleteLink(config.bridge)]);
+  else runIpBatch(changes.addedGateways.map((cidr) => ({ ...deleteAddress(cidr, config.bridge), tolerate: /Cannot assign|not found|No such device|Cannot find device/ })));
+}
+
 export async function attach(context: PluginContext, config: BridgeConfig): Promise<Result> {
   const { invocation } = context;
-  if (!namespaceExists(invocation.netns)) {
-    throw new CniError(ErrorCode.UnknownContainer, `network namespace ${invocation.netns} does not exist`);
-  }
+  requireContainerNamespace(invocation.netns);
   const ipam = ipamClient(context);
   const allocated = await ipam.add();
   const hostVeth = randomVethName();
   const owner = { network: context.config.name, containerId: invocation.containerId, ifname: invocation.ifname };
   const firewall = new NftablesFirewall(config.stateDir);
+  const changes: BridgeChanges = { createdBridge: false, addedGateways: [] };
   try {
     const plan = planAddresses(allocated, config);
-    const side = setUpHost(context, config, plan, hostVeth);
+    const side = setUpHost(context, config, plan, hostVeth, changes);
     // The container's side and the masquerade rules are independent: the nft
     // transaction runs while ip configures the container.
     const containerSide = startIpBatch(containerOperations(context, config, plan), invocation.netns);
     try {
-      if (config.ipMasq) firewall.addMasquerade(owner, plan.subnets);
+      if (config.ipMasq) await firewall.addMasquerade(owner, plan.subnets);
     } finally {
       // Undoing must not start while ip still works on the container.
       await containerSide.finish();
@@ -139,19 +168,17 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
     if (dns) result.dns = dns;
     return result;
   } catch (error) {
-    // Undo in reverse: the veth (deleting one end deletes both), then the addresses.
+    // Undo in reverse: the rules, the veth (deleting one end deletes both), what the
+    // bridge gained, and last the addresses, which nothing may refer to once free.
+    // Each step is best effort: the original error is what the runtime must see.
     // A veth whose creation itself failed is not ours to delete.
+    if (config.ipMasq) await firewall.removeMasquerade(owner).catch(() => undefined);
     const vethCreationFailed = error instanceof HostError && error.failedStep?.startsWith('create veth pair') === true;
-    if (!vethCreationFailed) {
+    const undo: Array<() => void> = [() => undoBridgeChanges(config, changes)];
+    if (!vethCreationFailed) undo.unshift(() => runIpBatch([deleteLink(hostVeth)]));
+    for (const step of undo) {
       try {
-        runIpBatch([deleteLink(hostVeth)]);
-      } catch {
-        // Best effort: the original error is what the runtime must see.
-      }
-    }
-    if (config.ipMasq) {
-      try {
-        firewall.removeMasquerade(owner);
+        step();
       } catch {
         // Best effort, as above.
       }

@@ -4,31 +4,30 @@ import { NftablesFirewall } from '../../firewall/nftables.js';
 import { runIpBatch } from '../../host/ip.js';
 import { deleteLink, listLinks } from '../../host/links.js';
 import { ipamClient } from '../../ipam/client.js';
-import { attach, hostFailure } from './attach.js';
+import { hostFailure } from '../failures.js';
+import { attach } from './attach.js';
 import { parseBridgeConfig } from './config.js';
 import { detach } from './detach.js';
-import { parseOwnerAlias } from './owner.js';
+import { labelsNetwork, ownerMatches } from './owner.js';
 import { verify } from './verify.js';
 
-// GC: addresses (through IPAM), host veths labelled with a stale owner, and the
-// masquerade rules of attachments that no longer exist.
+// GC: host veths labelled with a stale owner, the firewall elements of attachments
+// that no longer exist (and any the kernel holds for nobody), then their addresses:
+// the order of DEL, for the same reason.
 async function collectGarbage(context: PluginContext): Promise<void> {
   const valid = context.config.validAttachments;
   if (!valid) throw new CniError(ErrorCode.InvalidConfig, 'GC needs "cni.dev/valid-attachments" in the configuration');
   const config = parseBridgeConfig(context.config, context.invocation);
-  await ipamClient(context).gc();
   const network = context.config.name;
-  const isValid = (containerId: string, ifname: string) => valid.some((entry) => entry.containerId === containerId && entry.ifname === ifname);
+  const keep = valid.map((entry) => ({ network, ...entry }));
   try {
-    const stale = listLinks(undefined, { master: config.bridge }).filter((link) => {
-      const owner = parseOwnerAlias(link.alias);
-      return owner !== undefined && owner.network === network && !isValid(owner.containerId, owner.ifname);
-    });
+    const stale = listLinks(undefined, { master: config.bridge }).filter((link) => labelsNetwork(link.alias, network) && !keep.some((owner) => ownerMatches(link.alias, owner)));
     runIpBatch(stale.map((link) => deleteLink(link.name)));
-    new NftablesFirewall(config.stateDir).collectGarbage(network, 'masquerade', valid.map((entry) => ({ network, ...entry })));
+    await new NftablesFirewall(config.stateDir).collectGarbage(network, keep);
   } catch (error) {
     hostFailure(error);
   }
+  await ipamClient(context).gc();
 }
 
 export const bridgePlugin: Plugin = {

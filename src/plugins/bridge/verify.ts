@@ -5,11 +5,11 @@ import { NftablesFirewall } from '../../firewall/nftables.js';
 import { parseRoutes, routeQuery } from '../../host/addresses.js';
 import { ipJsonBatch } from '../../host/ip.js';
 import { findLink, parseLinks } from '../../host/links.js';
-import { namespaceExists } from '../../host/netns.js';
 import { ipamClient } from '../../ipam/client.js';
 import { parseAddress, parsePrefix, formatAddress, formatPrefix } from '../../util/ip.js';
-import { hostFailure } from './attach.js';
+import { hostFailure } from '../failures.js';
 import type { BridgeConfig } from './config.js';
+import { requireContainerNamespace } from './namespace.js';
 import { routeGateway } from './addressing.js';
 
 function checkFailed(message: string): CniError {
@@ -32,7 +32,7 @@ export async function verify(context: PluginContext, config: BridgeConfig): Prom
   const previous = context.config.prevResult;
   if (!previous) throw new CniError(ErrorCode.InvalidConfig, 'CHECK needs the ADD result as "prevResult"');
   await ipamClient(context).check();
-  if (!namespaceExists(invocation.netns)) throw new CniError(ErrorCode.UnknownContainer, `network namespace ${invocation.netns} does not exist`);
+  requireContainerNamespace(invocation.netns);
   try {
     const bridge = findLink(config.bridge);
     if (!bridge || bridge.kind !== 'bridge') throw checkFailed(`bridge ${config.bridge} is missing`);

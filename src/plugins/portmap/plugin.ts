@@ -1,21 +1,14 @@
 import { CniError, ErrorCode } from '../../cni/errors.js';
 import type { Result } from '../../cni/result.js';
 import type { Plugin, PluginContext } from '../../cni/skel.js';
-import { MissingRulesError, PortConflictError, type Owner } from '../../firewall/firewall.js';
+import type { Owner } from '../../firewall/firewall.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
-import { HostError } from '../../host/errors.js';
 import { execFile } from '../../util/exec.js';
+import { hostFailure } from '../failures.js';
 import { containerAddresses, expandMappings, parsePortmapConfig } from './config.js';
 
 function ownerOf(context: PluginContext): Owner {
   return { network: context.config.name, containerId: context.invocation.containerId, ifname: context.invocation.ifname };
-}
-
-function translate(error: unknown): never {
-  if (error instanceof PortConflictError) throw new CniError(ErrorCode.HostPortConflict, error.message);
-  if (error instanceof MissingRulesError) throw new CniError(ErrorCode.CheckFailed, error.message);
-  if (error instanceof HostError) throw new CniError(ErrorCode.HostCommandFailed, error.message);
-  throw error;
 }
 
 function warn(context: PluginContext, warnings: readonly string[]): void {
@@ -34,10 +27,13 @@ async function add(context: PluginContext): Promise<Result> {
   if (mappings.length === 0) throw new CniError(ErrorCode.InvalidConfig, 'no container address matches the family of any requested port mapping');
   const options: Parameters<NftablesFirewall['addPortMappings']>[2] = { snat: config.snat, hairpinSubnets: container.subnets };
   if (container.hostInterface !== undefined) options.hostInterface = container.hostInterface;
+  // The host side of the attachment: if a DEL of this container removed it while we
+  // waited, the mappings would point at an address that is no longer its.
+  options.requiredLinks = (previous.interfaces ?? []).filter((iface) => !iface.sandbox).map((iface) => iface.name);
   try {
-    warn(context, new NftablesFirewall(config.stateDir).addPortMappings(ownerOf(context), mappings, options));
+    warn(context, await new NftablesFirewall(config.stateDir).addPortMappings(ownerOf(context), mappings, options));
   } catch (error) {
-    translate(error);
+    hostFailure(error);
   }
   return previous;
 }
@@ -47,9 +43,9 @@ export const portmapPlugin: Plugin = {
   del: async (context) => {
     const config = parsePortmapConfig(context.config, { mappings: false });
     try {
-      warn(context, new NftablesFirewall(config.stateDir).removePortMappings(ownerOf(context)));
+      warn(context, await new NftablesFirewall(config.stateDir).removePortMappings(ownerOf(context)));
     } catch (error) {
-      translate(error);
+      hostFailure(error);
     }
   },
   check: async (context) => {
@@ -59,7 +55,7 @@ export const portmapPlugin: Plugin = {
     try {
       new NftablesFirewall(config.stateDir).checkPortMappings(ownerOf(context));
     } catch (error) {
-      translate(error);
+      hostFailure(error);
     }
   },
   status: async (context) => {
@@ -73,9 +69,9 @@ export const portmapPlugin: Plugin = {
     if (!valid) throw new CniError(ErrorCode.InvalidConfig, 'GC needs "cni.dev/valid-attachments" in the configuration');
     const network = context.config.name;
     try {
-      new NftablesFirewall(config.stateDir).collectGarbage(network, 'portmap', valid.map((entry) => ({ network, ...entry })));
+      await new NftablesFirewall(config.stateDir).collectGarbage(network, valid.map((entry) => ({ network, ...entry })));
     } catch (error) {
-      translate(error);
+      hostFailure(error);
     }
   },
 };

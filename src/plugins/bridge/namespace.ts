@@ -1,0 +1,18 @@
+import { CniError, ErrorCode } from '../../cni/errors.js';
+import { isCurrentNetworkNamespace, namespaceExists } from '../../host/netns.js';
+import { quote } from '../../util/quote.js';
+
+// The node's own namespace is never a container's: configuring it would put eth0 and
+// a default route on the node, and deleting CNI_IFNAME there could take the shared
+// bridge (or the uplink) with it.
+export function refuseNodeNamespace(netns: string): void {
+  if (netns !== '' && isCurrentNetworkNamespace(netns)) {
+    throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${quote(netns)} is the node's own network namespace, not a container's`);
+  }
+}
+
+// ADD and CHECK work inside the container's namespace, so it must exist.
+export function requireContainerNamespace(netns: string): void {
+  refuseNodeNamespace(netns);
+  if (!namespaceExists(netns)) throw new CniError(ErrorCode.UnknownContainer, `network namespace ${quote(netns)} does not exist or is not a network namespace`);
+}
