@@ -2,12 +2,13 @@
 // do about each problem. It reads the namespace it runs in (run it under
 // `ip netns exec` to inspect another one) and changes nothing.
 import { existsSync } from 'node:fs';
-import { parseOwnerAlias } from '../plugins/bridge/owner.js';
+import { ownerMatches } from '../plugins/bridge/owner.js';
 import { listLinks } from '../host/links.js';
 import { ipJson } from '../host/ip.js';
 import { nftJson } from '../host/nft.js';
 import { readSysctl } from '../host/sysctl.js';
 import { DiskStore } from '../ipam/disk-store.js';
+import { debrisGraceMs } from '../ipam/host-local.js';
 import { execFile } from '../util/exec.js';
 import { formatPrefix, netmask, parsePrefix, type Prefix } from '../util/ip.js';
 import { readConfDir, type NetworkSummary } from './networks.js';
@@ -116,27 +117,36 @@ function subnetOverlaps(networks: NetworkSummary[]): Finding[] {
 
 // Addresses reserved for attachments whose host veth is gone: left behind by a runtime
 // that never called DEL. Only trestle-bridge labels its veths, so only its networks
-// can be judged.
+// can be judged. Records no owner can release (empty or unreadable: a writer killed
+// half-way) are reported apart, since only GC removes them.
 function staleAllocations(networks: NetworkSummary[]): Finding[] {
-  const attached = new Set<string>();
-  for (const link of listLinks(undefined, { kind: 'veth' })) {
-    const owner = parseOwnerAlias(link.alias);
-    if (owner) attached.add(`${owner.network}/${owner.containerId}/${owner.ifname}`);
-  }
+  const labels = listLinks(undefined, { kind: 'veth' }).map((link) => link.alias);
   return networks
     .filter((network) => network.trestleBridge)
-    .map((network): Finding => {
+    .flatMap((network): Finding[] => {
       const check = `allocations (${network.name})`;
       const store = new DiskStore(network.dataDir, network.name);
       const reservations = store.list();
-      const stale = reservations.filter((entry) => !attached.has(`${network.name}/${entry.containerId}/${entry.ifname}`));
-      if (stale.length === 0) return { check, verdict: 'ok', detail: `${reservations.length} in use, none stale` };
-      const sample = stale.slice(0, 5).map((entry) => `${entry.ip} (${entry.containerId})`).join(', ');
-      return {
-        check,
-        verdict: 'warn',
-        detail: `${stale.length} of ${reservations.length} reserved addresses have no veth on the node: ${sample}${stale.length > 5 ? ', ...' : ''}; a runtime GC (CNI 1.1) or DEL releases them`,
-      };
+      const findings: Finding[] = [];
+      const stale = reservations.filter((entry) => !labels.some((alias) => ownerMatches(alias, { network: network.name, containerId: entry.containerId, ifname: entry.ifname })));
+      if (stale.length === 0) findings.push({ check, verdict: 'ok', detail: `${reservations.length} in use, none stale` });
+      else {
+        const sample = stale.slice(0, 5).map((entry) => `${entry.ip} (${entry.containerId.slice(0, 16)})`).join(', ');
+        findings.push({
+          check,
+          verdict: 'warn',
+          detail: `${stale.length} of ${reservations.length} reserved addresses have no veth on the node: ${sample}${stale.length > 5 ? ', ...' : ''}; a runtime GC (CNI 1.1) or DEL releases them`,
+        });
+      }
+      const debris = store.findDebris(0);
+      if (debris.length > 0) {
+        findings.push({
+          check,
+          verdict: 'warn',
+          detail: `${debris.length} records no container owns (empty, unreadable or temporary: ${debris.slice(0, 5).join(', ')}${debris.length > 5 ? ', ...' : ''}): a runtime GC (CNI 1.1) removes them once they are ${debrisGraceMs / 1000} s old`,
+        });
+      }
+      return findings;
     });
 }
 

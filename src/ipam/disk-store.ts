@@ -142,8 +142,9 @@ export class DiskStore implements Store {
     rmSync(join(this.directory, ip), { force: true });
   }
 
-  removeDebris(graceMs: number): string[] {
-    const removed: string[] = [];
+  // Entries no owner can release (see Store.removeDebris), by name.
+  findDebris(graceMs: number): string[] {
+    const found: string[] = [];
     const cutoff = Date.now() - graceMs;
     for (const name of this.names()) {
       const temporary = name.startsWith(temporaryPrefix) && name.endsWith(temporarySuffix);
@@ -153,10 +154,20 @@ export class DiskStore implements Store {
         // A directory or a file we cannot open is not ours to judge.
         if (content === undefined || typeof parseRecord(content) === 'object') continue;
       }
-      const path = join(this.directory, name);
       try {
-        if (statSync(path).mtimeMs > cutoff) continue;
-        unlinkSync(path);
+        if (statSync(join(this.directory, name)).mtimeMs <= cutoff) found.push(name);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    return found;
+  }
+
+  removeDebris(graceMs: number): string[] {
+    const removed: string[] = [];
+    for (const name of this.findDebris(graceMs)) {
+      try {
+        unlinkSync(join(this.directory, name));
         removed.push(name);
       } catch {
         // Gone meanwhile, or not a file.

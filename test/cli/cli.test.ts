@@ -1,6 +1,6 @@
 // The operator's CLI against a real node namespace: `ls` reads what the plugins
 // reserved and mapped, `doctor` finds each problem it names when the test creates it.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Sandbox, trestleBin } from '../../src/sandbox/sandbox.js';
@@ -88,6 +88,13 @@ t.test('doctor names each problem of a node and exits 1 on a failure', async (t)
   const stale = verdictOf((await doctor()).findings, /allocations/);
   t.equal(stale?.verdict, 'warn', 'a reservation without a veth is stale');
   t.match(stale?.detail ?? '', /1 of 2 .*10\.77\.0\.99 \(ctr-vanished\)/, 'and named');
+
+  // An empty record: a writer killed between creating and filling it. No DEL can
+  // claim it; doctor must say what does remove it.
+  writeFileSync(join(sandbox.dataDir, list.name, '10.77.0.98'), '');
+  const debris = (await doctor()).findings.filter((finding) => /allocations/.test(finding.check)).map((finding) => finding.detail).join(' ');
+  t.match(debris, /1 records no container owns .*10\.77\.0\.98.*GC .* removes them once they are 60 s old/, 'an empty record is reported with what removes it');
+  rmSync(join(sandbox.dataDir, list.name, '10.77.0.98'));
 
   await sandbox.inNode('ip', ['link', 'add', 'lan9', 'type', 'veth', 'peer', 'name', 'lan9p']);
   await sandbox.inNode('ip', ['link', 'set', 'lan9', 'up']);
