@@ -149,7 +149,12 @@ export class NftablesFirewall implements Firewall {
 
   private uninstall(kind: RuleOwner, owner: Owner): AttachmentRules | undefined {
     const reading = readAttachmentRules(this.stateDir, kind, owner);
-    if (reading.state === 'absent') return undefined;
+    if (reading.state === 'absent') {
+      // A writer killed before its rename leaves only the temporary record, and
+      // nothing in the kernel yet: the record is written first.
+      removeAttachmentRules(this.stateDir, kind, owner);
+      return undefined;
+    }
     const id = this.ownerId(kind, owner);
     const elements = reading.state === 'present' ? reading.rules.elements : this.markedElements(id);
     this.removeElements(id, elements);
