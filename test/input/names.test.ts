@@ -89,9 +89,11 @@ t.test('a 255-character container ID: ADD, CHECK, GC and DEL', async (t) => {
   const kept = await invoke(sandbox, 'trestle-bridge', { command: 'GC' }, { ...config, 'cni.dev/valid-attachments': [{ containerID: containerId, ifname: 'eth0' }] });
   t.equal(kept.exitCode, 0, `GC: ${describe(kept)}`);
   t.strictSame(await veths(sandbox), [hostVeth], 'GC keeps the veth of the valid attachment');
-  const deleted = await invoke(sandbox, 'trestle-bridge', call('DEL', attachment), { ...config, prevResult: added.json });
-  t.equal(deleted.exitCode, 0, `DEL: ${describe(deleted)}`);
+  const collected = await invoke(sandbox, 'trestle-bridge', { command: 'GC' }, { ...config, 'cni.dev/valid-attachments': [] });
+  t.equal(collected.exitCode, 0, `GC: ${describe(collected)}`);
   await nothingLeft(t, sandbox);
+  const deleted = await invoke(sandbox, 'trestle-bridge', call('DEL', attachment), { ...config, prevResult: added.json });
+  t.equal(deleted.exitCode, 0, `DEL after GC: ${describe(deleted)}`);
 });
 
 t.test('CNI_NETNS must be a network namespace, and the node is told apart from a container', async (t) => {

@@ -42,15 +42,6 @@ function partMatches(part: string, value: string): boolean {
   return part === value || (part.includes('+') && part === shortened(value));
 }
 
-// The owner of a readable label; undefined for a shortened one, whose container ID
-// (or network) cannot be read back: use ownerMatches and labelsNetwork for those.
-export function parseOwnerAlias(alias: string | undefined): OwnerLabel | undefined {
-  const parts = labelParts(alias);
-  if (parts === undefined || parts.some((part) => part.includes('+'))) return undefined;
-  const [network, containerId, ifname] = parts as [string, string, string];
-  return { network, containerId, ifname };
-}
-
 // True when `alias` labels exactly this attachment, in either form.
 export function ownerMatches(alias: string | undefined, owner: OwnerLabel): boolean {
   const parts = labelParts(alias);
