@@ -61,3 +61,10 @@ uninstall:
 bench: build
 	node bench/build.mjs
 	node dist/bench.mjs $(if $(filter full,$(BENCH)),--full)
+
+# ADD/DEL cycles of the default chain with seeded SIGKILLs, in a sandbox (root; not
+# part of `make test`): a table of what is left after the GC of every 100 cycles.
+SOAK_CYCLES ?= 1000
+.PHONY: soak
+soak: test-deps build
+	node scripts/soak.mjs --cycles $(SOAK_CYCLES)
