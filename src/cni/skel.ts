@@ -2,7 +2,7 @@ import { configVersion, parseJsonObject, parseNetConf, type NetConf } from './co
 import { parseInvocation, parseCommand, type Environment, type Invocation } from './env.js';
 import { CniError, ErrorCode, toErrorJson } from './errors.js';
 import { formatResult, type Result } from './result.js';
-import { latestVersion, versionAtLeast, versionInfo } from './version.js';
+import { latestVersion, supportedVersions, versionAtLeast, versionInfo } from './version.js';
 
 export interface PluginContext {
   invocation: Invocation;
@@ -43,9 +43,12 @@ const minimumVersion: Partial<Record<Invocation['command'], string>> = {
   GC: '1.1.0',
 };
 
+// The version the caller speaks, when it is one we know: an error is then given in
+// its shape (and a version we do not know is never echoed back in the answer).
 function versionOfBytes(bytes: Buffer): string | undefined {
   try {
-    return configVersion(parseJsonObject(bytes, 'configuration'));
+    const version = configVersion(parseJsonObject(bytes, 'configuration'));
+    return (supportedVersions as readonly string[]).includes(version) ? version : undefined;
   } catch {
     return undefined;
   }

@@ -80,8 +80,16 @@ function overlaps(a: Range, b: Range): boolean {
   return a.subnet.family === b.subnet.family && a.start <= b.end && b.start <= a.end;
 }
 
+// An attachment takes one address per range set, and every pair of ranges is checked
+// for overlap: far more than any network uses, few enough to answer in milliseconds.
+const maxRangeSets = 64;
+const maxRanges = 256;
+
 export function parseRangeSets(raw: unknown, where: string): RangeSet[] {
   if (!Array.isArray(raw) || raw.length === 0) throw invalid(`${where} must be a non-empty list of range sets`);
+  if (raw.length > maxRangeSets) throw invalid(`${where} has ${raw.length} range sets: at most ${maxRangeSets} are allowed`);
+  const rangeCount = raw.reduce((count: number, set: unknown) => count + (Array.isArray(set) ? set.length : 0), 0);
+  if (rangeCount > maxRanges) throw invalid(`${where} has ${rangeCount} ranges: at most ${maxRanges} are allowed`);
   const sets = raw.map((set, i) => {
     if (!Array.isArray(set) || set.length === 0) throw invalid(`${where}[${i}] must be a non-empty list of ranges`);
     const ranges = set.map((range, j) => parseRange(range, `${where}[${i}][${j}]`));

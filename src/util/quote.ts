@@ -4,6 +4,7 @@
 export const quotedLength = 64;
 
 export function quote(value: unknown, max = quotedLength): string {
+  if (value === undefined) return 'nothing';
   const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
   // Cut on code points: half a surrogate pair would print as an escape.
   const points = Array.from(text.slice(0, max * 2 + 2));
