@@ -56,11 +56,11 @@ interface NftChain {
 
 // Docker hosts set the FORWARD policy to DROP, which silently blocks container traffic
 // leaving the bridge (and, with br_netfilter, traffic between containers too).
-function forwardPolicy(): Finding {
+async function forwardPolicy(): Promise<Finding> {
   // Without nft there is no ruleset to read; the nftables check already says so.
   let items: NftChain[] = [];
   try {
-    items = (nftJson(['list', 'chains']) as { nftables?: NftChain[] }).nftables ?? [];
+    items = ((await nftJson(['list', 'chains'])) as { nftables?: NftChain[] }).nftables ?? [];
   } catch {
     items = [];
   }
@@ -96,10 +96,10 @@ function overlaps(a: Prefix, b: Prefix): boolean {
 
 // A network's subnet that an existing route already covers (other than the default
 // route and the network's own bridge) makes some destinations unreachable.
-function subnetOverlaps(networks: NetworkSummary[]): Finding[] {
+async function subnetOverlaps(networks: NetworkSummary[]): Promise<Finding[]> {
   const routes: Array<{ route: RouteJson; prefix: Prefix }> = [];
   for (const family of [4, 6] as const) {
-    for (const route of ipJson<RouteJson[]>([`-${family}`, 'route', 'show'], undefined) ?? []) {
+    for (const route of (await ipJson<RouteJson[]>([`-${family}`, 'route', 'show'], undefined)) ?? []) {
       const prefix = routePrefix(route, family);
       if (prefix && prefix.length > 0) routes.push({ route, prefix });
     }
@@ -119,8 +119,8 @@ function subnetOverlaps(networks: NetworkSummary[]): Finding[] {
 // that never called DEL. Only trestle-bridge labels its veths, so only its networks
 // can be judged. Records no owner can release (empty or unreadable: a writer killed
 // half-way) are reported apart, since only GC removes them.
-function staleAllocations(networks: NetworkSummary[]): Finding[] {
-  const labels = listLinks(undefined, { kind: 'veth' }).map((link) => link.alias);
+async function staleAllocations(networks: NetworkSummary[]): Promise<Finding[]> {
+  const labels = (await listLinks(undefined, { kind: 'veth' })).map((link) => link.alias);
   return networks
     .filter((network) => network.trestleBridge)
     .flatMap((network): Finding[] => {
@@ -150,12 +150,12 @@ function staleAllocations(networks: NetworkSummary[]): Finding[] {
     });
 }
 
-export function diagnose(confDir: string): Finding[] {
+export async function diagnose(confDir: string): Promise<Finding[]> {
   const reading = readConfDir(confDir);
-  const findings: Finding[] = [...tools(), forwarding(), forwardPolicy()];
+  const findings: Finding[] = [...tools(), forwarding(), await forwardPolicy()];
   if (!existsSync(confDir)) findings.push({ check: 'configuration', verdict: 'warn', detail: `${confDir} does not exist: no network to check` });
   else if (reading.networks.length === 0 && reading.problems.length === 0) findings.push({ check: 'configuration', verdict: 'warn', detail: `no network configuration in ${confDir}` });
   for (const problem of reading.problems) findings.push({ check: 'configuration', verdict: 'fail', detail: `${problem.file}: ${problem.reason}` });
-  findings.push(...subnetOverlaps(reading.networks), ...staleAllocations(reading.networks));
+  findings.push(...(await subnetOverlaps(reading.networks)), ...(await staleAllocations(reading.networks)));
   return findings;
 }

@@ -68,7 +68,7 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case 'doctor': {
-      const findings = diagnose(values['conf-dir']);
+      const findings = await diagnose(values['conf-dir']);
       if (values.json) print(`${JSON.stringify(findings, null, 2)}\n`);
       else print(renderTable(['', 'CHECK', 'DETAIL'], findings.map((finding) => [finding.verdict.toUpperCase(), finding.check, finding.detail])));
       return findings.some((finding) => finding.verdict === 'fail') ? 1 : 0;

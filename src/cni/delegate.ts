@@ -1,4 +1,4 @@
-import { execFile, findExecutable } from '../util/exec.js';
+import { findExecutable, runProgram } from '../util/exec.js';
 import { quote } from '../util/quote.js';
 import type { Command, Environment } from './env.js';
 import { CniError, ErrorCode } from './errors.js';
@@ -45,9 +45,9 @@ function delegatedError(type: string, stdout: string, stderr: string, status: nu
 // Runs another plugin (e.g. the IPAM plugin named in ipam.type) with this
 // invocation's environment and configuration, as the spec requires, and returns
 // its result or re-raises its error unchanged.
-export function delegate(type: string, command: Command, stdin: Buffer, searchPath: readonly string[], environment: Environment): Result | undefined {
+export async function delegate(type: string, command: Command, stdin: Buffer, searchPath: readonly string[], environment: Environment): Promise<Result | undefined> {
   const file = findPlugin(type, searchPath);
-  const outcome = execFile(file, [], { input: stdin, env: { ...environment, CNI_COMMAND: command } });
+  const outcome = await runProgram(file, [], { input: stdin, env: { ...environment, CNI_COMMAND: command } });
   if (outcome.spawnError) throw new CniError(ErrorCode.IoFailure, `cannot run plugin "${type}" (${file}): ${outcome.spawnError.message}`);
   if (outcome.status !== 0) throw delegatedError(type, outcome.stdout, outcome.stderr, outcome.status);
   if (command !== 'ADD') return undefined;

@@ -31,10 +31,10 @@ export interface PortMappingOptions {
 export interface Firewall {
   addMasquerade(owner: Owner, addresses: readonly MasqueradeAddress[]): Promise<void>;
   removeMasquerade(owner: Owner): Promise<void>;
-  checkMasquerade(owner: Owner): void;
+  checkMasquerade(owner: Owner): Promise<void>;
   addPortMappings(owner: Owner, mappings: readonly PortMapping[], options: PortMappingOptions): Promise<string[]>;
   removePortMappings(owner: Owner): Promise<string[]>;
-  checkPortMappings(owner: Owner): void;
+  checkPortMappings(owner: Owner): Promise<void>;
   // Everything the attachment owns, of every kind (what DEL of the attachment's
   // addresses must remove first); returns warnings.
   removeAll(owner: Owner): Promise<string[]>;

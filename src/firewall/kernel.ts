@@ -28,11 +28,11 @@ function render(value: unknown): string | undefined {
 // Every element of our sets and maps as the kernel holds it, keyed as our scripts
 // write keys. Elements of a shape we never write are left out: what we cannot name
 // exactly we do not delete.
-export function listKernelElements(table: string): KernelElement[] {
+export async function listKernelElements(table: string): Promise<KernelElement[]> {
   const [family, name] = table.split(' ') as [string, string];
   let json: unknown;
   try {
-    json = nftJson(['list', 'table', family, name]);
+    json = await nftJson(['list', 'table', family, name]);
   } catch (error) {
     if (error instanceof HostError && error.notFound) return [];
     throw error;

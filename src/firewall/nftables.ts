@@ -94,7 +94,7 @@ export class NftablesFirewall implements Firewall {
     this.owners = new OwnerIndex(this.dir);
   }
 
-  private locked<T>(work: () => T): Promise<T> {
+  private locked<T>(work: () => Promise<T>): Promise<T> {
     return withDirectoryLock(this.dir, join(this.dir, 'trestle.lock'), work);
   }
 
@@ -102,13 +102,13 @@ export class NftablesFirewall implements Firewall {
   // rules are written too only when one of them is missing (first use on a node, or
   // someone flushed the ruleset). Re-asserting them every time cost ~12 ms of the
   // ~16 ms an ADD spent in nft (measured here).
-  private apply(lines: readonly string[]): void {
+  private async apply(lines: readonly string[]): Promise<void> {
     if (lines.length === 0) return;
     try {
-      runNftScript(`${lines.join('\n')}\n`);
+      await runNftScript(`${lines.join('\n')}\n`);
     } catch (error) {
       if (!(error instanceof HostError) || !error.notFound) throw error;
-      runNftScript(`${[...sharedStructures(), ...lines].join('\n')}\n`);
+      await runNftScript(`${[...sharedStructures(), ...lines].join('\n')}\n`);
     }
   }
 
@@ -116,7 +116,7 @@ export class NftablesFirewall implements Firewall {
     return `${owner.network}/${stateFileName(kind, owner)}`;
   }
 
-  private install(kind: RuleOwner, rules: AttachmentRules): void {
+  private async install(kind: RuleOwner, rules: AttachmentRules): Promise<void> {
     const id = this.ownerId(kind, rules);
     writeAttachmentRules(this.stateDir, kind, rules);
     this.owners.claim(id, rules.elements);
@@ -125,13 +125,13 @@ export class NftablesFirewall implements Firewall {
     const lines = rules.elements.map((element) => addElement(element, isMapSet(element.set)));
     try {
       try {
-        this.apply(lines);
+        await this.apply(lines);
       } catch (error) {
         // The key may be held by an element nobody owns (an nft process that outlived
         // a killed plugin committed it): that one is garbage, not a conflict.
         if (!isFileExists(error) || !rules.elements.some((element) => isMapSet(element.set) && !this.ownedByOthers(id, element))) throw error;
-        this.reconcileKernel();
-        this.apply(lines);
+        await this.reconcileKernel();
+        await this.apply(lines);
       }
     } catch (error) {
       this.owners.prune(this.owners.release(id, rules.elements));
@@ -147,7 +147,7 @@ export class NftablesFirewall implements Firewall {
     return false;
   }
 
-  private uninstall(kind: RuleOwner, owner: Owner): AttachmentRules | undefined {
+  private async uninstall(kind: RuleOwner, owner: Owner): Promise<AttachmentRules | undefined> {
     const reading = readAttachmentRules(this.stateDir, kind, owner);
     if (reading.state === 'absent') {
       // A writer killed before its rename leaves only the temporary record, and
@@ -157,7 +157,7 @@ export class NftablesFirewall implements Firewall {
     }
     const id = this.ownerId(kind, owner);
     const elements = reading.state === 'present' ? reading.rules.elements : this.markedElements(id);
-    this.removeElements(id, elements);
+    await this.removeElements(id, elements);
     removeAttachmentRules(this.stateDir, kind, owner);
     return reading.state === 'present' ? reading.rules : undefined;
   }
@@ -170,29 +170,29 @@ export class NftablesFirewall implements Firewall {
   }
 
   // Drops the owner's claims; elements nobody else owns leave the kernel.
-  private removeElements(id: string, elements: readonly RuleElement[]): void {
+  private async removeElements(id: string, elements: readonly RuleElement[]): Promise<void> {
     const orphaned = this.owners.release(id, elements);
     try {
-      this.apply(orphaned.flatMap(removeElement));
+      await this.apply(orphaned.flatMap(removeElement));
     } catch (error) {
       // Re-adding a map key fails when the kernel holds it with another target (an
       // element nobody owns): removing every unowned element covers ours too.
       if (!isFileExists(error)) throw error;
-      this.reconcileKernel();
+      await this.reconcileKernel();
     }
     this.owners.prune(orphaned);
   }
 
   // Deletes every element of our sets and maps that no attachment owns.
-  private reconcileKernel(): RuleElement[] {
-    const unowned = listKernelElements(table)
+  private async reconcileKernel(): Promise<RuleElement[]> {
+    const unowned = (await listKernelElements(table))
       .filter((element) => !this.owners.isOwned(element.set, element.key))
       .map((element) => ({ set: element.set, key: element.key, element: element.key }));
-    if (unowned.length > 0) runNftScript(`${unowned.map((element) => `delete element ${table} ${element.set} { ${element.key} }`).join('\n')}\n`);
+    if (unowned.length > 0) await runNftScript(`${unowned.map((element) => `delete element ${table} ${element.set} { ${element.key} }`).join('\n')}\n`);
     return unowned;
   }
 
-  private verify(kind: RuleOwner, owner: Owner, what: string): void {
+  private async verify(kind: RuleOwner, owner: Owner, what: string): Promise<void> {
     const reading = readAttachmentRules(this.stateDir, kind, owner);
     if (reading.state === 'absent') throw new MissingRulesError(`no ${what} rules are recorded for ${describeOwner(owner)}`);
     if (reading.state === 'unreadable') throw new MissingRulesError(`the ${what} record of ${describeOwner(owner)} is damaged (${reading.file})`);
@@ -200,7 +200,7 @@ export class NftablesFirewall implements Firewall {
     // A dry-run deletion succeeds only if every element is present.
     const script = reading.rules.elements.map((element) => `delete element ${table} ${element.set} { ${element.key} }`).join('\n');
     try {
-      runNftScript(`${script}\n`, { dryRun: true });
+      await runNftScript(`${script}\n`, { dryRun: true });
     } catch (error) {
       throw new MissingRulesError(`${what} rules of ${describeOwner(owner)} are missing from the ruleset: ${(error as Error).message}`);
     }
@@ -226,8 +226,8 @@ export class NftablesFirewall implements Firewall {
     await this.locked(() => this.uninstall('masquerade', owner));
   }
 
-  checkMasquerade(owner: Owner): void {
-    this.verify('masquerade', owner, 'masquerade');
+  async checkMasquerade(owner: Owner): Promise<void> {
+    await this.verify('masquerade', owner, 'masquerade');
   }
 
   async addPortMappings(owner: Owner, mappings: readonly PortMapping[], options: PortMappingOptions): Promise<string[]> {
@@ -257,7 +257,7 @@ export class NftablesFirewall implements Firewall {
       elements.push({ set: `hairpin${family}`, element: pair, key: pair });
     }
     const rules: AttachmentRules = { ...owner, elements, masquerade: [], portMappings: [...mappings] };
-    await this.locked(() => {
+    await this.locked(async () => {
       const gone = (options.requiredLinks ?? []).filter((name) => !linkPresent(name));
       if (gone.length > 0) {
         throw new AttachmentGoneError(`interface ${gone.join(', ')} of ${describeOwner(owner)} no longer exists: the attachment was deleted while this ADD ran`);
@@ -268,7 +268,7 @@ export class NftablesFirewall implements Firewall {
         enableRouteLocalnet(options.hostInterface);
       }
       try {
-        this.install('portmap', rules);
+        await this.install('portmap', rules);
       } catch (error) {
         if (isFileExists(error)) throw new PortConflictError(`a requested host port is already mapped to another container: ${this.describeConflicts(owner, mappings)}`);
         throw error;
@@ -292,7 +292,7 @@ export class NftablesFirewall implements Firewall {
     return taken.length > 0 ? [...new Set(taken)].join(', ') : mappings.map((m) => `${m.hostIP ?? '*'}:${m.hostPort}/${m.protocol}`).join(', ');
   }
 
-  private flushUdp(mappings: readonly PortMapping[]): string[] {
+  private flushUdp(mappings: readonly PortMapping[]): Promise<string[]> {
     return flushUdpEntries(mappings.filter((mapping) => mapping.protocol === 'udp').map((mapping) => mapping.hostPort));
   }
 
@@ -301,37 +301,41 @@ export class NftablesFirewall implements Firewall {
     return rules ? this.flushUdp(rules.portMappings) : [];
   }
 
-  checkPortMappings(owner: Owner): void {
-    this.verify('portmap', owner, 'port mapping');
+  async checkPortMappings(owner: Owner): Promise<void> {
+    await this.verify('portmap', owner, 'port mapping');
   }
 
   async removeAll(owner: Owner): Promise<string[]> {
-    const removed = await this.locked(() => ruleOwners.map((kind) => this.uninstall(kind, owner)));
+    const removed = await this.locked(async () => {
+      const records: Array<AttachmentRules | undefined> = [];
+      for (const kind of ruleOwners) records.push(await this.uninstall(kind, owner));
+      return records;
+    });
     return this.flushUdp(removed.flatMap((rules) => rules?.portMappings ?? []));
   }
 
   async collectGarbage(network: string, keep: readonly Owner[]): Promise<Owner[]> {
     const removed: Owner[] = [];
-    await this.locked(() => {
+    await this.locked(async () => {
       for (const kind of ruleOwners) {
         const listing = scanAttachmentRules(this.stateDir, kind, network);
         for (const rules of listing.rules) {
           if (keep.some((owner) => sameOwner(owner, rules))) continue;
-          this.uninstall(kind, rules);
+          await this.uninstall(kind, rules);
           removed.push({ network: rules.network, containerId: rules.containerId, ifname: rules.ifname });
         }
-        for (const file of listing.unreadable) this.removeDamagedRecord(network, file);
+        for (const file of listing.unreadable) await this.removeDamagedRecord(network, file);
         for (const file of listing.temporary) if (olderThan(file, debrisGraceMs)) removeFile(file);
       }
       this.checkIndex();
-      this.reconcileKernel();
+      await this.reconcileKernel();
     });
     return removed;
   }
 
-  private removeDamagedRecord(network: string, file: string): void {
+  private async removeDamagedRecord(network: string, file: string): Promise<void> {
     const id = `${network}/${file.slice(file.lastIndexOf('/') + 1)}`;
-    this.removeElements(id, this.markedElements(id));
+    await this.removeElements(id, this.markedElements(id));
     removeFile(file);
   }
 

@@ -1,4 +1,4 @@
-import { execFile } from '../util/exec.js';
+import { runProgram } from '../util/exec.js';
 
 // The original destination ports of `conntrack -L` lines: the first "dport=" of a
 // line is the original direction's, the second the reply's.
@@ -16,15 +16,15 @@ export function originalDestinationPorts(listing: string): Set<number> {
 // here, and a deletion only for the ports that have entries (normally none): a call
 // with thousands of mappings must not start thousands of processes. Best effort: a
 // missing `conntrack` tool or an empty table is not an error. Returns warnings, if any.
-export function flushUdpEntries(hostPorts: readonly number[]): string[] {
+export async function flushUdpEntries(hostPorts: readonly number[]): Promise<string[]> {
   const wanted = new Set(hostPorts);
   if (wanted.size === 0) return [];
-  const listing = execFile('conntrack', ['-L', '-p', 'udp']);
+  const listing = await runProgram('conntrack', ['-L', '-p', 'udp']);
   if (listing.spawnError) return [`conntrack not available (${listing.spawnError.message}): stale UDP entries for the mapped ports were not flushed`];
   const warnings: string[] = [];
   for (const port of originalDestinationPorts(listing.stdout)) {
     if (!wanted.has(port)) continue;
-    const outcome = execFile('conntrack', ['-D', '-p', 'udp', '--orig-port-dst', String(port)]);
+    const outcome = await runProgram('conntrack', ['-D', '-p', 'udp', '--orig-port-dst', String(port)]);
     if (outcome.spawnError) warnings.push(`conntrack failed (${outcome.spawnError.message}): stale UDP entries for port ${port} were not flushed`);
   }
   return warnings;

@@ -1,4 +1,4 @@
-import { execFile, startFile, type ExecOutcome } from '../util/exec.js';
+import { runProgram, startFile, type ExecOutcome } from '../util/exec.js';
 import { quote } from '../util/quote.js';
 import { HostError } from './errors.js';
 import { inNamespace } from './netns.js';
@@ -45,10 +45,10 @@ function failedLines(stderr: string): Map<number, string> {
 // -force keeps going after a failure so that tolerated ones ("File exists") do not
 // stop the batch; any other failure is raised, naming the operation. Returns the
 // operations whose failure was tolerated.
-export function runIpBatch(operations: readonly IpOperation[], netns?: string): IpOperation[] {
+export async function runIpBatch(operations: readonly IpOperation[], netns?: string): Promise<IpOperation[]> {
   if (operations.length === 0) return [];
   const [file, args] = inNamespace(netns, 'ip', ['-force', '-batch', '-']);
-  return batchOutcome(operations, execFile(file, args, { input: batchScript(operations) }));
+  return batchOutcome(operations, await runProgram(file, args, { input: batchScript(operations) }));
 }
 
 // The same, started now and finished later: the caller does other host work meanwhile.
@@ -82,9 +82,9 @@ function batchOutcome(operations: readonly IpOperation[], outcome: ExecOutcome):
 }
 
 // `ip -j <args>` parsed; undefined when the object does not exist.
-export function ipJson<T>(args: readonly string[], netns?: string): T | undefined {
+export async function ipJson<T>(args: readonly string[], netns?: string): Promise<T | undefined> {
   const [file, argv] = inNamespace(netns, 'ip', ['-j', ...args]);
-  const outcome = execFile(file, argv);
+  const outcome = await runProgram(file, argv);
   if (outcome.spawnError) throw new HostError(`cannot run ip: ${outcome.spawnError.message}`, outcome.spawnError.message);
   if (outcome.status !== 0) {
     const reason = outcome.stderr.trim();
@@ -97,9 +97,9 @@ export function ipJson<T>(args: readonly string[], netns?: string): T | undefine
 
 // Several `ip -j` queries in one process: each prints one JSON array on its own line.
 // Batch lines take no global options (-d, -4, -6): a query must do without them.
-export function ipJsonBatch(queries: readonly IpOperation[], netns?: string): unknown[][] {
+export async function ipJsonBatch(queries: readonly IpOperation[], netns?: string): Promise<unknown[][]> {
   const [file, args] = inNamespace(netns, 'ip', ['-j', '-force', '-batch', '-']);
-  const outcome = execFile(file, args, { input: `${queries.map(renderLine).join('\n')}\n` });
+  const outcome = await runProgram(file, args, { input: `${queries.map(renderLine).join('\n')}\n` });
   if (outcome.spawnError) throw new HostError(`cannot run ip: ${outcome.spawnError.message}`, outcome.spawnError.message);
   const answers = outcome.stdout
     .split('\n')

@@ -54,16 +54,16 @@ export function parseLinks(json: unknown[]): Link[] {
 }
 
 // One link with its addresses, or undefined when there is no such link.
-export function findLink(name: string, netns?: string): Link | undefined {
-  const json = ipJson<IpLinkJson[]>(['-d', 'addr', 'show', 'dev', name], netns);
+export async function findLink(name: string, netns?: string): Promise<Link | undefined> {
+  const json = await ipJson<IpLinkJson[]>(['-d', 'addr', 'show', 'dev', name], netns);
   return json && json[0] ? toLink(json[0]) : undefined;
 }
 
-export function listLinks(netns?: string, filter: { master?: string; kind?: string } = {}): Link[] {
+export async function listLinks(netns?: string, filter: { master?: string; kind?: string } = {}): Promise<Link[]> {
   const args = ['-d', 'link', 'show'];
   if (filter.master !== undefined) args.push('master', filter.master);
   if (filter.kind !== undefined) args.push('type', filter.kind);
-  return parseLinks(ipJson<unknown[]>(args, netns) ?? []);
+  return parseLinks((await ipJson<unknown[]>(args, netns)) ?? []);
 }
 
 const macPattern = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;

@@ -1,11 +1,11 @@
-import { execFile } from '../util/exec.js';
+import { runProgram } from '../util/exec.js';
 import { HostError } from './errors.js';
 
 // Applies a whole nft script as one transaction: the kernel takes all of it or none.
 // With `dryRun`, the kernel validates the transaction and then discards it.
-export function runNftScript(script: string, options: { dryRun?: boolean } = {}): void {
+export async function runNftScript(script: string, options: { dryRun?: boolean } = {}): Promise<void> {
   const args = options.dryRun ? ['--check', '-f', '-'] : ['-f', '-'];
-  const outcome = execFile('nft', args, { input: script });
+  const outcome = await runProgram('nft', args, { input: script });
   if (outcome.spawnError) throw new HostError(`cannot run nft: ${outcome.spawnError.message}`, outcome.spawnError.message);
   if (outcome.status !== 0) {
     const reason = outcome.stderr
@@ -17,8 +17,8 @@ export function runNftScript(script: string, options: { dryRun?: boolean } = {})
   }
 }
 
-export function nftJson(args: readonly string[]): unknown {
-  const outcome = execFile('nft', ['-j', ...args]);
+export async function nftJson(args: readonly string[]): Promise<unknown> {
+  const outcome = await runProgram('nft', ['-j', ...args]);
   if (outcome.spawnError) throw new HostError(`cannot run nft: ${outcome.spawnError.message}`, outcome.spawnError.message);
   if (outcome.status !== 0) {
     const reason = outcome.stderr.trim();

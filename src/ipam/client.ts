@@ -41,13 +41,13 @@ export function ipamClient(context: PluginContext): IpamClient {
   const run = (command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC') => delegate(ipam.type, command, config.bytes, invocation.path, context.environment);
   return {
     add: async () => {
-      const result = run('ADD');
+      const result = await run('ADD');
       if (!result) throw new CniError(ErrorCode.DecodingFailure, `IPAM plugin ${ipam.type} returned no result`);
       return result;
     },
-    del: async () => void run('DEL'),
-    check: async () => void run('CHECK'),
-    status: async () => void run('STATUS'),
-    gc: async () => void run('GC'),
+    del: async () => void (await run('DEL')),
+    check: async () => void (await run('CHECK')),
+    status: async () => void (await run('STATUS')),
+    gc: async () => void (await run('GC')),
   };
 }

@@ -41,6 +41,20 @@ export function execFile(file: string, args: readonly string[], options: ExecOpt
   return result;
 }
 
+// The host layer runs its programs through here. A one-shot plugin answers one call
+// and nothing else waits on it, so it keeps spawnSync's quicker start; a resident
+// service serves many calls at once and must never block them, so it switches to
+// spawn (see runProgramsConcurrently).
+let concurrent = false;
+
+export function runProgramsConcurrently(): void {
+  concurrent = true;
+}
+
+export async function runProgram(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecOutcome> {
+  return concurrent ? startFile(file, args, options).finished : execFile(file, args, options);
+}
+
 export interface RunningProcess {
   // Resolves when the program has exited; never rejects.
   finished: Promise<ExecOutcome>;

@@ -167,18 +167,14 @@ t.test('a delegated plugin that fails without a CNI error, prints nothing, or ig
   ];
   for (const [type, command, input, code, message] of cases) {
     for (let run = 0; run < 3; run++) {
-      t.throws(() => delegate(type, command as 'ADD', input, path, { PATH: '/usr/bin:/bin' }), { code, message }, `${type} ${command} (${input.length} bytes in), run ${run + 1}`);
+      await t.rejects(delegate(type, command as 'ADD', input, path, { PATH: '/usr/bin:/bin' }), { code, message }, `${type} ${command} (${input.length} bytes in), run ${run + 1}`);
     }
   }
-  t.equal(delegate('early-exit', 'DEL', big, path, { PATH: '/usr/bin:/bin' }), undefined, 'a DEL that exits 0 without reading stdin succeeded');
-  const failed = (() => {
-    try {
-      delegate('fails', 'ADD', stdin, path, { PATH: '/usr/bin:/bin' });
-    } catch (error) {
-      return error as { details?: string };
-    }
-    return undefined;
-  })();
+  t.equal(await delegate('early-exit', 'DEL', big, path, { PATH: '/usr/bin:/bin' }), undefined, 'a DEL that exits 0 without reading stdin succeeded');
+  const failed = await delegate('fails', 'ADD', stdin, path, { PATH: '/usr/bin:/bin' }).then(
+    () => undefined,
+    (error: unknown) => error as { details?: string },
+  );
   t.match(failed?.details, /panic: something/, 'what the plugin printed is in the details');
   t.equal(execFile('true', [], { input: big }).spawnError, undefined, 'EPIPE is not a spawn error when the program ran');
 });

@@ -64,9 +64,9 @@ interface BridgeChanges {
   addedGateways: string[];
 }
 
-function setUpHost(context: PluginContext, config: BridgeConfig, plan: AddressPlan, hostVeth: string, changes: BridgeChanges): HostSide {
+async function setUpHost(context: PluginContext, config: BridgeConfig, plan: AddressPlan, hostVeth: string, changes: BridgeChanges): Promise<HostSide> {
   const { invocation } = context;
-  const bridge = findLink(config.bridge);
+  const bridge = await findLink(config.bridge);
   if (bridge && bridge.kind !== 'bridge') {
     throw new CniError(ErrorCode.InvalidConfig, `${config.bridge} already exists and is not a bridge (it is a ${bridge.kind ?? 'plain'} interface)`);
   }
@@ -96,10 +96,10 @@ function setUpHost(context: PluginContext, config: BridgeConfig, plan: AddressPl
   // Recorded before the batch runs: it may fail half-way, after the bridge changed.
   changes.createdBridge = !bridge;
   changes.addedGateways = plan.gatewayCidrs.filter((cidr) => !(bridge?.addresses ?? []).some((entry) => `${entry.address}/${entry.prefixLength}` === cidr));
-  const tolerated = runIpBatch(operations);
+  const tolerated = await runIpBatch(operations);
   if (tolerated.includes(creation)) changes.createdBridge = false;
   // Another ADD created the bridge between our look and our batch: learn its MAC.
-  if (tolerated.includes(creation)) side.bridgeMac = findLink(config.bridge)?.mac ?? side.bridgeMac;
+  if (tolerated.includes(creation)) side.bridgeMac = (await findLink(config.bridge))?.mac ?? side.bridgeMac;
   if (config.isGateway) for (const family of plan.families) enableForwarding(family);
   return side;
 }
@@ -127,11 +127,11 @@ function containerOperations(context: PluginContext, config: BridgeConfig, plan:
 
 // A failed ADD leaves the shared bridge as it found it, as far as no other port
 // depends on it: a bridge it created goes, a gateway address it added goes.
-function undoBridgeChanges(config: BridgeConfig, changes: BridgeChanges): void {
+async function undoBridgeChanges(config: BridgeConfig, changes: BridgeChanges): Promise<void> {
   if (!changes.createdBridge && changes.addedGateways.length === 0) return;
-  if (listLinks(undefined, { master: config.bridge }).length > 0) return;
-  if (changes.createdBridge) runIpBatch([deleteLink(config.bridge)]);
-  else runIpBatch(changes.addedGateways.map((cidr) => ({ ...deleteAddress(cidr, config.bridge), tolerate: /Cannot assign|not found|No such device|Cannot find device/ })));
+  if ((await listLinks(undefined, { master: config.bridge })).length > 0) return;
+  if (changes.createdBridge) await runIpBatch([deleteLink(config.bridge)]);
+  else await runIpBatch(changes.addedGateways.map((cidr) => ({ ...deleteAddress(cidr, config.bridge), tolerate: /Cannot assign|not found|No such device|Cannot find device/ })));
 }
 
 export async function attach(context: PluginContext, config: BridgeConfig): Promise<Result> {
@@ -145,7 +145,7 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
   const changes: BridgeChanges = { createdBridge: false, addedGateways: [] };
   try {
     const plan = planAddresses(allocated, config);
-    const side = setUpHost(context, config, plan, hostVeth, changes);
+    const side = await setUpHost(context, config, plan, hostVeth, changes);
     // The container's side and the masquerade rules are independent: the nft
     // transaction runs while ip configures the container.
     const containerSide = startIpBatch(containerOperations(context, config, plan), invocation.netns);
@@ -174,15 +174,9 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
     // A veth whose creation itself failed is not ours to delete.
     if (config.ipMasq) await firewall.removeMasquerade(owner).catch(() => undefined);
     const vethCreationFailed = error instanceof HostError && error.failedStep?.startsWith('create veth pair') === true;
-    const undo: Array<() => void> = [() => undoBridgeChanges(config, changes)];
+    const undo: Array<() => Promise<unknown>> = [() => undoBridgeChanges(config, changes)];
     if (!vethCreationFailed) undo.unshift(() => runIpBatch([deleteLink(hostVeth)]));
-    for (const step of undo) {
-      try {
-        step();
-      } catch {
-        // Best effort, as above.
-      }
-    }
+    for (const step of undo) await step().catch(() => undefined);
     await ipam.del().catch(() => undefined);
     return hostFailure(error);
   }

@@ -22,12 +22,12 @@ export async function detach(context: PluginContext, config: BridgeConfig): Prom
   try {
     if (invocation.netns !== '' && namespaceExists(invocation.netns)) {
       // Deleting either end of a veth deletes both.
-      runIpBatch([deleteLink(invocation.ifname)], invocation.netns);
+      await runIpBatch([deleteLink(invocation.ifname)], invocation.netns);
     } else {
       // Without a reachable namespace the veth normally died with it; if something
       // else keeps that namespace alive, find our host end by its owner label.
-      const leftovers = listLinks(undefined, { master: config.bridge }).filter((link) => ownerMatches(link.alias, owner));
-      runIpBatch(leftovers.map((link) => deleteLink(link.name)));
+      const leftovers = (await listLinks(undefined, { master: config.bridge })).filter((link) => ownerMatches(link.alias, owner));
+      await runIpBatch(leftovers.map((link) => deleteLink(link.name)));
     }
     for (const warning of await new NftablesFirewall(config.stateDir).removeAll(owner)) context.warn(warning);
   } catch (error) {

@@ -21,8 +21,8 @@ async function collectGarbage(context: PluginContext): Promise<void> {
   const network = context.config.name;
   const keep = valid.map((entry) => ({ network, ...entry }));
   try {
-    const stale = listLinks(undefined, { master: config.bridge }).filter((link) => labelsNetwork(link.alias, network) && !keep.some((owner) => ownerMatches(link.alias, owner)));
-    runIpBatch(stale.map((link) => deleteLink(link.name)));
+    const stale = (await listLinks(undefined, { master: config.bridge })).filter((link) => labelsNetwork(link.alias, network) && !keep.some((owner) => ownerMatches(link.alias, owner)));
+    await runIpBatch(stale.map((link) => deleteLink(link.name)));
     await new NftablesFirewall(config.stateDir).collectGarbage(network, keep);
   } catch (error) {
     hostFailure(error);

@@ -34,18 +34,18 @@ export async function verify(context: PluginContext, config: BridgeConfig): Prom
   await ipamClient(context).check();
   requireContainerNamespace(invocation.netns);
   try {
-    const bridge = findLink(config.bridge);
+    const bridge = await findLink(config.bridge);
     if (!bridge || bridge.kind !== 'bridge') throw checkFailed(`bridge ${config.bridge} is missing`);
     const interfaces = previous.interfaces ?? [];
     const containerIndex = interfaces.findIndex((iface) => iface.sandbox !== undefined && iface.name === invocation.ifname);
     if (containerIndex < 0) throw checkFailed(`prevResult lists no interface ${invocation.ifname} in a sandbox`);
     const hostVeth = interfaces.find((iface) => iface.sandbox === undefined && iface.name !== config.bridge);
     if (hostVeth) {
-      const link = findLink(hostVeth.name);
+      const link = await findLink(hostVeth.name);
       if (!link) throw checkFailed(`host veth ${hostVeth.name} is missing`);
       if (link.master !== config.bridge) throw checkFailed(`host veth ${hostVeth.name} is not attached to ${config.bridge}`);
     }
-    const [linkAnswer = [], routes4 = [], routes6 = []] = ipJsonBatch(
+    const [linkAnswer = [], routes4 = [], routes6 = []] = await ipJsonBatch(
       [
         { tokens: ['addr', 'show', 'dev', invocation.ifname], what: `show ${invocation.ifname}` },
         routeQuery(4),
@@ -76,7 +76,7 @@ export async function verify(context: PluginContext, config: BridgeConfig): Prom
       if (!found) throw checkFailed(`route to ${route.dst}${gateway ? ` via ${gateway}` : ''} is missing in ${invocation.netns}`);
     }
     if (config.ipMasq) {
-      new NftablesFirewall(config.stateDir).checkMasquerade({ network: context.config.name, containerId: invocation.containerId, ifname: invocation.ifname });
+      await new NftablesFirewall(config.stateDir).checkMasquerade({ network: context.config.name, containerId: invocation.containerId, ifname: invocation.ifname });
     }
   } catch (error) {
     if (error instanceof MissingRulesError) throw checkFailed(error.message);

@@ -3,7 +3,7 @@ import type { Result } from '../../cni/result.js';
 import type { Plugin, PluginContext } from '../../cni/skel.js';
 import type { Owner } from '../../firewall/firewall.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
-import { execFile } from '../../util/exec.js';
+import { runProgram } from '../../util/exec.js';
 import { hostFailure } from '../failures.js';
 import { containerAddresses, expandMappings, parsePortmapConfig } from './config.js';
 
@@ -53,14 +53,14 @@ export const portmapPlugin: Plugin = {
     if (!context.config.prevResult) throw new CniError(ErrorCode.InvalidConfig, 'CHECK needs the ADD result as "prevResult"');
     if (config.mappings.length === 0) return;
     try {
-      new NftablesFirewall(config.stateDir).checkPortMappings(ownerOf(context));
+      await new NftablesFirewall(config.stateDir).checkPortMappings(ownerOf(context));
     } catch (error) {
       hostFailure(error);
     }
   },
   status: async (context) => {
     parsePortmapConfig(context.config, { mappings: false });
-    const outcome = execFile('nft', ['--version']);
+    const outcome = await runProgram('nft', ['--version']);
     if (outcome.spawnError || outcome.status !== 0) throw new CniError(ErrorCode.PluginNotAvailable, 'nft (nftables) is not available on this node');
   },
   gc: async (context) => {
