@@ -238,9 +238,11 @@ async function runWorker(t: Test, points: readonly Point[], tally: Tally): Promi
     }
   }
 
-  await chainDel(sandbox, list, live, liveResult);
-  await chainGc(sandbox, list, []);
-  t.strictSame(difference(nothing, await leftovers(sandbox, list)), [], `worker ${sandbox.id}: nothing left once the live container is gone`);
+  const problems: string[] = [];
+  await chainDel(sandbox, list, live, liveResult).catch((error: Error) => problems.push(`DEL of the live container failed: ${error.message}`));
+  await chainGc(sandbox, list, []).catch((error: Error) => problems.push(`GC failed: ${error.message}`));
+  problems.push(...difference(nothing, await leftovers(sandbox, list)));
+  t.strictSame(problems, [], `worker ${sandbox.id}: nothing left once the live container is gone`);
 }
 
 t.test(`SIGKILL at ${pointCount} seeded points (TRESTLE_FAULT_SEED=${seed})`, async (t) => {
@@ -249,7 +251,9 @@ t.test(`SIGKILL at ${pointCount} seeded points (TRESTLE_FAULT_SEED=${seed})`, as
   const tally: Tally = { points: 0, kills: 0, byTrigger: new Map() };
   const started = Date.now();
   const shares = Array.from({ length: workerCount }, (_, worker) => points.filter((point) => point.index % workerCount === worker));
-  await Promise.all(shares.map((share) => runWorker(t, share, tally)));
+  // One worker's unexpected error must not cut the others' points short.
+  const outcomes = await Promise.allSettled(shares.map((share) => runWorker(t, share, tally)));
+  for (const outcome of outcomes) if (outcome.status === 'rejected') t.fail(`a worker stopped: ${(outcome.reason as Error).stack ?? String(outcome.reason)}`);
   const lines = [...tally.byTrigger.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, counts]) => `${key}: ${counts.killed}/${counts.planned}`);
   t.comment(`killed at ${tally.kills} of ${tally.points} points in ${((Date.now() - started) / 1000).toFixed(1)} s; by plugin, command and trigger (killed/planned):\n${lines.join('\n')}`);
   t.ok(tally.kills >= Math.min(100, pointCount), `a SIGKILL landed at ${tally.kills} points (at least ${Math.min(100, pointCount)})`);
