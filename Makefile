@@ -13,7 +13,9 @@ SOURCES := $(shell find src -name '*.ts') scripts/build.mjs scripts/bundle-optio
 
 .PHONY: build test typecheck clean demo deps test-deps install uninstall sea
 
-build: dist/.built
+PLUGINS := trestle-bridge trestle-host-local trestle-portmap
+
+build: dist/.built dist/client/.copied
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -21,6 +23,16 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 dist/.built: node_modules/.package-lock.json $(SOURCES)
 	node scripts/build.mjs
+	@touch $@
+
+# The native client (client/trestle-client.c), built with the bundles' digest as its
+# build id, then copied (not linked: it finds bin/trestle-node beside its own file) under
+# each plugin's name; write-then-rename, so a running plugin never makes cp fail.
+dist/client/trestle-client: dist/.built client/trestle-client.c scripts/build-client.sh
+	scripts/build-client.sh
+
+dist/client/.copied: dist/client/trestle-client
+	for p in $(PLUGINS); do cp dist/client/trestle-client bin/.$$p.tmp && mv -f bin/.$$p.tmp bin/$$p; done
 	@touch $@
 
 typecheck: node_modules/.package-lock.json

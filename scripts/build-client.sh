@@ -38,4 +38,7 @@ mkdir -p dist/client
 # Write, then rename: a client running right now keeps its inode ("Text file busy" otherwise).
 musl-gcc -static -O2 -s -Wall -Wextra -DTRESTLE_BUILD="\"$id\"" -o dist/client/trestle-client.tmp "$source"
 mv -f dist/client/trestle-client.tmp dist/client/trestle-client
+# The daemon reads the same id from beside its bundle.
+printf '%s\n' "$id" > dist/trestle.build.tmp
+mv -f dist/trestle.build.tmp dist/trestle.build
 echo "dist/client/trestle-client (build $id)"

@@ -6,7 +6,7 @@
 #                                     Go with libcni for our libcni driver
 set -euo pipefail
 
-packages=(iproute2 nftables conntrack util-linux busybox-static)
+packages=(iproute2 nftables conntrack util-linux busybox-static musl-tools)
 if [ "${1:-}" = "--tests" ]; then
   packages+=(containernetworking-plugins iptables podman runc conmon containerd golang-go golang-github-appc-cni-dev strace)
 fi

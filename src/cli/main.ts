@@ -20,8 +20,11 @@ commands:
   doctor               check this node (run under 'ip netns exec NS' for another namespace)
                          --conf-dir DIR   CNI configurations (default ${defaultConfDir})
   version              Trestle's version and the CNI versions it speaks
+  daemon               the resident service the plugins forward calls to (socket:
+                         $TRESTLE_SOCKET, default /run/trestle/trestled.sock)
+  daemon status        whether a daemon answers, its pid, uptime, build and load
 
-  --json               machine-readable output (ls, doctor, version)
+  --json               machine-readable output (ls, doctor, version, daemon status)
 `;
 
 function print(text: string): void {
@@ -72,6 +75,20 @@ async function run(argv: string[]): Promise<number> {
       if (values.json) print(`${JSON.stringify(findings, null, 2)}\n`);
       else print(renderTable(['', 'CHECK', 'DETAIL'], findings.map((finding) => [finding.verdict.toUpperCase(), finding.check, finding.detail])));
       return findings.some((finding) => finding.verdict === 'fail') ? 1 : 0;
+    }
+    case 'daemon': {
+      const { queryDaemon, runDaemon } = await import('./daemon.js');
+      if (positionals[0] === undefined) return runDaemon();
+      if (positionals[0] !== 'status') throw new UsageError(`unknown daemon command "${positionals[0]}"`);
+      const answer = await queryDaemon();
+      if (values.json) print(`${JSON.stringify(answer, null, 2)}\n`);
+      else if (!answer.running) print(`no daemon answers on ${answer.socket}: ${answer.reason} (calls run one-shot)\n`);
+      else {
+        print(
+          `daemon running on ${answer.socket}: pid ${answer.pid}, up ${answer.uptimeSeconds} s, version ${answer.version}, build ${answer.build ?? 'unknown'}, ${answer.served} calls served, ${answer.inFlight} in flight\n`,
+        );
+      }
+      return answer.running ? 0 : 1;
     }
     case 'version': {
       const info = { trestle: packageJson.version, cniVersions: [...supportedVersions], node: process.version };

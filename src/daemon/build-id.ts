@@ -1,0 +1,15 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// The build a daemon runs, and the one now installed beside it: `make build` writes
+// trestle.build (the digest the client is compiled with) next to the bundles. A client of
+// another build is told so and runs its call one-shot; when the installed build is
+// no longer the running one, the daemon restarts onto it once idle.
+export function installedBuild(bundleDir: string): string | undefined {
+  try {
+    const text = readFileSync(join(bundleDir, 'trestle.build'), 'utf8').trim();
+    return /^[0-9a-f]{16}$/.test(text) ? text : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,70 @@
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect, type Server } from 'node:net';
+import { dirname } from 'node:path';
+
+// Where the daemon's socket comes from: systemd's socket activation (LISTEN_FDS), or
+// a path of its own. Only root may call it: the directory is 0700, the socket 0600.
+export type SocketSource = { kind: 'activated'; fd: number } | { kind: 'path'; path: string };
+
+// sd_listen_fds(3): the first passed socket is fd 3, meant for this very process.
+export function activatedSocket(environment: NodeJS.ProcessEnv): SocketSource | undefined {
+  if (environment['LISTEN_PID'] !== String(process.pid)) return undefined;
+  const count = Number(environment['LISTEN_FDS'] ?? '0');
+  return Number.isInteger(count) && count >= 1 ? { kind: 'activated', fd: 3 } : undefined;
+}
+
+export class AlreadyServedError extends Error {}
+
+// True when a daemon answers on `path` now.
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.setTimeout(1_000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      // Accepting but silent is still a live listener: never take its socket away.
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+// A socket file left by a daemon that died (kill -9, a crash) would make listen fail
+// with EADDRINUSE forever: it is removed, unless a daemon still answers there.
+async function clearStaleSocket(path: string): Promise<void> {
+  let stat;
+  try {
+    stat = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!stat.isSocket()) throw new Error(`${path} exists and is not a socket: remove it or choose another path with TRESTLE_SOCKET`);
+  if (await answers(path)) throw new AlreadyServedError(`another Trestle daemon already answers on ${path}`);
+  unlinkSync(path);
+}
+
+export async function listen(server: Server, source: SocketSource): Promise<void> {
+  if (source.kind === 'path') {
+    mkdirSync(dirname(source.path), { recursive: true, mode: 0o700 });
+    chmodSync(dirname(source.path), 0o700);
+    await clearStaleSocket(source.path);
+  }
+  // The socket is created 0600 from the start: no moment when others may connect.
+  const previousMask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(source.kind === 'activated' ? { fd: source.fd } : { path: source.path }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(previousMask);
+  }
+}
+

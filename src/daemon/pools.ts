@@ -1,0 +1,36 @@
+import { parseCniArgs } from '../cni/args.js';
+import { parseNetConf } from '../cni/config.js';
+import { parseHostLocalConfig, type HostLocalConfig } from '../ipam/host-local-config.js';
+import { DiskStore } from '../ipam/disk-store.js';
+import type { PoolUsage } from './metrics.js';
+
+// The host-local stores this daemon has allocated from, remembered from the calls
+// themselves (a daemon serves whatever networks its runtime has), for the address
+// gauges of /metrics.
+export class Pools {
+  private readonly seen = new Map<string, HostLocalConfig>();
+
+  noteCall(stdin: Buffer): void {
+    try {
+      const conf = parseNetConf(stdin);
+      if (conf.ipam?.type !== 'trestle-host-local' && conf.type !== 'trestle-host-local') return;
+      const config = parseHostLocalConfig(conf, parseCniArgs(undefined));
+      this.seen.set(`${config.dataDir}/${config.network}`, config);
+    } catch {
+      // Not a configuration with a store we can read: nothing to count.
+    }
+  }
+
+  usage(): PoolUsage[] {
+    return [...this.seen.values()].map((config) => {
+      const inUse = new DiskStore(config.dataDir, config.network).list().length;
+      let size = 0n;
+      for (const range of config.rangeSets.flat()) {
+        size += range.end - range.start + 1n;
+        if (range.gateway && range.gateway.value >= range.start && range.gateway.value <= range.end) size -= 1n;
+      }
+      const free = size - BigInt(inUse);
+      return { network: config.network, inUse, free: Number(free > 0n ? free : 0n) };
+    });
+  }
+}

@@ -1,0 +1,197 @@
+import { spawn } from 'node:child_process';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { unlinkSync } from 'node:fs';
+import { handleRequest } from '../cni/skel.js';
+import { runProgramsConcurrently } from '../util/exec.js';
+import { installedBuild } from './build-id.js';
+import { listen, type SocketSource } from './listener.js';
+import { Metrics } from './metrics.js';
+import { plugins } from './plugins.js';
+import { Pools } from './pools.js';
+import { KeyedQueue } from './queue.js';
+import { decodeCall, header, WireError } from './wire.js';
+
+// The client reads at most this much stdin; the environment is small.
+const maxBody = 80 * 1024 * 1024;
+
+export interface DaemonOptions {
+  source: SocketSource;
+  // Where trestle.build sits: the directory of the running bundle.
+  bundleDir: string;
+  version: string;
+  log(line: string): void;
+}
+
+export interface DaemonStatus {
+  running: true;
+  pid: number;
+  uptimeSeconds: number;
+  version: string;
+  build: string | undefined;
+  served: number;
+  inFlight: number;
+}
+
+function readBody(request: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBody) {
+        reject(new WireError(`request larger than ${maxBody} bytes`));
+        request.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(Buffer.concat(chunks)));
+    request.on('error', reject);
+  });
+}
+
+// The attachment a call is about, for ordering calls on it.
+function attachmentKey(environment: Record<string, string>, stdin: Buffer): string {
+  let network = '';
+  try {
+    const parsed = JSON.parse(stdin.toString('utf8')) as { name?: unknown };
+    if (typeof parsed.name === 'string') network = parsed.name;
+  } catch {
+    // Not JSON: the call fails on its own, in no particular order.
+  }
+  return `${network}\0${environment['CNI_CONTAINERID'] ?? ''}\0${environment['CNI_IFNAME'] ?? ''}`;
+}
+
+function reply(response: ServerResponse, status: number, body: string | Buffer, headers: Record<string, string> = {}): void {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  response.writeHead(status, { 'Content-Length': String(bytes.length), Connection: 'close', ...headers });
+  response.end(bytes);
+}
+
+export class Daemon {
+  private readonly metrics = new Metrics();
+  private readonly pools = new Pools();
+  private readonly queue = new KeyedQueue();
+  private readonly server = createServer((request, response) => void this.route(request, response));
+  private readonly build: string | undefined;
+  private closing = false;
+  private restartWanted = false;
+  private idle: Array<() => void> = [];
+
+  constructor(private readonly options: DaemonOptions) {
+    this.build = installedBuild(options.bundleDir);
+    // Requests share this process: none may block another while ip or nft runs.
+    runProgramsConcurrently();
+  }
+
+  async start(): Promise<void> {
+    await listen(this.server, this.options.source);
+    const where = this.options.source.kind === 'path' ? this.options.source.path : `socket-activated fd ${this.options.source.fd}`;
+    this.options.log(`listening on ${where} (pid ${process.pid}, build ${this.build ?? 'unknown'})`);
+  }
+
+  status(): DaemonStatus {
+    return {
+      running: true,
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - this.metrics.startedAt) / 1000),
+      version: this.options.version,
+      build: this.build,
+      served: this.metrics.served,
+      inFlight: this.metrics.inFlight,
+    };
+  }
+
+  private async route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    try {
+      if (request.method === 'POST' && request.url === '/v1/cni') await this.call(request, response);
+      else if (request.method === 'GET' && request.url === '/v1/status') reply(response, 200, `${JSON.stringify(this.status())}\n`, { 'Content-Type': 'application/json' });
+      else if (request.method === 'GET' && request.url === '/metrics') reply(response, 200, this.metrics.render(this.pools.usage()), { 'Content-Type': 'text/plain; version=0.0.4' });
+      else reply(response, 404, 'not found\n');
+    } catch (error) {
+      if (!response.headersSent) reply(response, 400, `${error instanceof Error ? error.message : String(error)}\n`);
+      else response.destroy();
+    }
+  }
+
+  private async call(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const pluginName = String(request.headers[header.plugin] ?? '');
+    const plugin = plugins[pluginName];
+    if (!plugin) {
+      reply(response, 400, `unknown plugin ${JSON.stringify(pluginName.slice(0, 64))}\n`);
+      return;
+    }
+    const clientBuild = String(request.headers[header.build] ?? '');
+    if (this.build === undefined || clientBuild !== this.build) {
+      // The call runs one-shot with the client's own build; this daemon makes way for
+      // the installed one if that is newer than itself.
+      reply(response, 409, 'build mismatch\n', { 'X-Trestle-Build': this.build ?? 'unknown' });
+      if (installedBuild(this.options.bundleDir) !== this.build) this.restartWhenIdle();
+      return;
+    }
+    if (this.closing) {
+      reply(response, 503, 'shutting down\n');
+      return;
+    }
+    const { environment, stdin } = decodeCall(await readBody(request), Number(request.headers[header.environmentLength]));
+    this.metrics.inFlight++;
+    const started = process.hrtime.bigint();
+    try {
+      const answer = await this.queue.run(attachmentKey(environment, stdin), () => handleRequest(plugin, { environment, stdin }));
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const command = environment['CNI_COMMAND'] ?? '';
+      let code = answer.exitCode;
+      if (code !== 0) {
+        try {
+          code = (JSON.parse(answer.stdout) as { code?: number }).code ?? code;
+        } catch {
+          // Not a CNI error object: the exit status stands.
+        }
+      }
+      this.metrics.record(pluginName, command, code, seconds);
+      if (command === 'ADD' && answer.exitCode === 0) this.pools.noteCall(stdin);
+      const [network, container, ifname] = attachmentKey(environment, stdin).split('\0');
+      this.options.log(`${command || '-'} ${pluginName} network=${network || '-'} container=${container || '-'} ifname=${ifname || '-'} ${(seconds * 1000).toFixed(1)}ms code=${code}`);
+      const stderr = answer.log.map((line) => `${pluginName}: ${line}\n`).join('');
+      const stdout = Buffer.from(answer.stdout);
+      reply(response, 200, Buffer.concat([stdout, Buffer.from(stderr)]), { [header.exit]: String(answer.exitCode), [header.stdoutLength]: String(stdout.length) });
+    } finally {
+      this.metrics.inFlight--;
+      if (this.metrics.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
+    }
+  }
+
+  private whenIdle(): Promise<void> {
+    return this.metrics.inFlight === 0 ? Promise.resolve() : new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  // Stops accepting, finishes what is in flight, and closes.
+  async stop(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.server.close();
+    await this.whenIdle();
+    if (this.options.source.kind === 'path') {
+      try {
+        unlinkSync(this.options.source.path);
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  // Onto the installed build: under systemd the unit restarts us (exit status 75,
+  // RestartForceExitStatus); otherwise a new daemon is started from the same command
+  // line once this one has let go of the socket. Calls meanwhile run one-shot.
+  private restartWhenIdle(): void {
+    if (this.restartWanted) return;
+    this.restartWanted = true;
+    this.options.log('a newer build is installed: restarting once idle');
+    void this.stop().then(() => {
+      if (process.env['INVOCATION_ID'] !== undefined) process.exit(75);
+      const replacement = spawn(process.execPath, process.argv.slice(1), { detached: true, stdio: 'inherit' });
+      replacement.unref();
+      process.exit(0);
+    });
+  }
+}
