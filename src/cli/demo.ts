@@ -121,6 +121,37 @@ async function demonstrate(sandbox: Sandbox): Promise<void> {
   check(!c1Addresses.includes(c1Address), 'c1 has no address any more');
 }
 
+// The same chain one-shot (each plugin a Node process) and through `trestle daemon`
+// (each plugin a native client forwarding to it), timed as a runtime would see it.
+async function compareModes(sandbox: Sandbox): Promise<void> {
+  const list = sandboxedConflist(sandbox);
+  const runner = sandbox.runner();
+  const portMappings = [{ hostPort: 8081, containerPort: 80, protocol: 'tcp' }];
+  const timed = (work: () => unknown): number => {
+    const started = performance.now();
+    work();
+    return performance.now() - started;
+  };
+  const cycle = async (label: string): Promise<string> => {
+    const container = await sandbox.addContainer();
+    const attachment = sandbox.attachment(container, { capabilities: { portMappings } });
+    let result: Json = {};
+    const add = timed(() => {
+      result = runner.add(list, attachment);
+    });
+    const del = timed(() => runner.del(list, attachment, result));
+    return `${label.padEnd(36)} ADD ${add.toFixed(1).padStart(6)} ms   DEL ${del.toFixed(1).padStart(6)} ms`;
+  };
+  heading('One-shot and resident mode: the same ADD and DEL (bridge + portmap), timed');
+  show(await cycle('one-shot (no daemon: Node per call)'));
+  await sandbox.startDaemon();
+  show(`trestle daemon started in ${sandbox.node}, socket ${sandbox.socketPath}`);
+  show(await cycle('resident (client -> trestle daemon)'));
+  show(await cycle('resident, again'));
+  const ruleset = await output(sandbox, sandbox.node, 'nft', ['list', 'ruleset']);
+  check(!/elements/.test(ruleset), 'both modes left no element in the ruleset');
+}
+
 function webRoot(sandbox: Sandbox): string {
   const root = join(sandbox.dir, 'www');
   mkdirSync(root, { recursive: true });
@@ -136,6 +167,7 @@ export async function runDemo(): Promise<number> {
   const sandbox = await Sandbox.create();
   try {
     await demonstrate(sandbox);
+    await compareModes(sandbox);
     heading('Done: everything above was created and removed inside the sandbox.');
     return 0;
   } catch (error) {

@@ -137,7 +137,16 @@ export class Daemon {
     this.metrics.inFlight++;
     const started = process.hrtime.bigint();
     try {
-      const answer = await this.queue.run(attachmentKey(environment, stdin), () => handleRequest(plugin, { environment, stdin }));
+      const answer = await this.queue.run(attachmentKey(environment, stdin), () => {
+        // A client that gave up (its bound passed while the call waited, or the daemon
+        // was stopped) has told the runtime the call failed: it must not happen later.
+        if (request.socket.destroyed || response.writableEnded) return Promise.resolve(undefined);
+        return handleRequest(plugin, { environment, stdin });
+      });
+      if (answer === undefined) {
+        this.options.log(`${environment['CNI_COMMAND'] || '-'} ${pluginName}: the client is gone; not run`);
+        return;
+      }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const command = environment['CNI_COMMAND'] ?? '';
       let code = answer.exitCode;

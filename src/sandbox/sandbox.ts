@@ -2,12 +2,14 @@
 // plugins run, container namespaces, and optionally a "LAN" namespace playing the
 // outside world. Every name is unique per sandbox and everything is removed in
 // teardown, even when the test failed. Nothing here configures the root namespace.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import { queryDaemon } from '../daemon/query.js';
 import { ChainRunner, type Attachment, type ConfList } from '../runtime/chain.js';
 
 // The sandbox runs from src/sandbox/ (tests) and from dist/ (the bundled CLI): the
@@ -41,6 +43,12 @@ export const lan = {
   prefix6: 64,
 } as const;
 
+// Tests and benchmarks run the plugins one-shot, or, with TRESTLE_TEST_MODE=daemon,
+// through a daemon each sandbox starts in its node namespace.
+export function residentMode(): boolean {
+  return process.env['TRESTLE_TEST_MODE'] === 'daemon';
+}
+
 export interface Teardownable {
   teardown(fn: () => unknown): void;
 }
@@ -53,8 +61,12 @@ export class Sandbox {
   readonly dataDir = join(this.dir, 'ipam');
   readonly stateDir = join(this.dir, 'state');
   readonly lanNs = `trl-${this.id}`;
+  // The daemon socket every plugin call made through this sandbox names, so that no
+  // call can reach a daemon outside it (one serving the machine's own namespace).
+  readonly socketPath = join(this.dir, 'trestled.sock');
   private readonly namespaces: string[] = [];
   private readonly processes: ResultPromise[] = [];
+  private readonly daemons: number[] = [];
   private containerCount = 0;
 
   static async create(t?: Teardownable): Promise<Sandbox> {
@@ -62,7 +74,36 @@ export class Sandbox {
     t?.teardown(() => sandbox.destroy());
     await sandbox.addNamespace(sandbox.node);
     await sandbox.inNode('ip', ['link', 'set', 'lo', 'up']);
+    if (residentMode()) await sandbox.startDaemon();
     return sandbox;
+  }
+
+  // What a plugin call needs in its environment besides the CNI variables.
+  pluginEnvironment(): Record<string, string> {
+    return { TRESTLE_SOCKET: this.socketPath };
+  }
+
+  // `trestle daemon` in the node namespace on this sandbox's socket; ended in teardown.
+  // Resolves, with its PID, once it answers.
+  async startDaemon(): Promise<number> {
+    // The log is a file the daemon holds itself, not a pipe to us: a daemon that
+    // restarts onto a new build hands its output to the replacement, and a pipe would
+    // then keep this process waiting for a child that is not ours.
+    const logPath = join(this.dir, 'daemon.log');
+    const log = openSync(logPath, 'a');
+    const child = spawn('nsenter', [`--net=${this.nodePath}`, join(trestleBin, 'trestle'), 'daemon'], {
+      env: { ...process.env, ...this.pluginEnvironment() },
+      stdio: ['ignore', log, log],
+    });
+    closeSync(log);
+    if (child.pid === undefined) throw new Error('cannot start trestle daemon');
+    this.daemons.push(child.pid);
+    for (let waited = 0; waited < 10_000; waited += 25) {
+      if ((await queryDaemon(this.socketPath, 1_000)).running) return child.pid;
+      if (child.exitCode !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error(`the sandbox daemon did not start: ${existsSync(logPath) ? readFileSync(logPath, 'utf8') : 'no log'}`);
   }
 
   private async addNamespace(name: string): Promise<void> {
@@ -111,7 +152,7 @@ export class Sandbox {
   }
 
   runner(pluginDirs: string[] = [trestleBin, referenceBin]): ChainRunner {
-    return new ChainRunner({ pluginDirs, wrapper: ['nsenter', `--net=${this.nodePath}`] });
+    return new ChainRunner({ pluginDirs, wrapper: ['nsenter', `--net=${this.nodePath}`], env: this.pluginEnvironment() });
   }
 
   attachment(container: { path: string; id: string }, extra: Partial<Attachment> = {}): Attachment {
@@ -124,6 +165,13 @@ export class Sandbox {
   }
 
   async destroy(): Promise<void> {
+    for (const pid of this.daemons) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
     for (const child of this.processes) {
       if (child.pid !== undefined && child.exitCode === null) {
         try {

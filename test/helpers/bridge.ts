@@ -62,7 +62,12 @@ export function call(command: Call['command'], attachment: Attachment, overrides
 // One plugin process in the node namespace. Only the variables the call names are
 // set (and PATH), so nothing of the test runner's environment leaks in.
 export async function invoke(sandbox: Sandbox, type: string, request: Call, config: Json, binDir = type.startsWith('trestle-') ? trestleBin : referenceBin): Promise<Outcome> {
-  const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: request.command, CNI_PATH: `${trestleBin}:${referenceBin}` };
+  const env: Record<string, string> = {
+    PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: request.command,
+    CNI_PATH: `${trestleBin}:${referenceBin}`,
+    ...sandbox.pluginEnvironment(),
+  };
   const optional: Array<[string, string | undefined]> = [
     ['CNI_CONTAINERID', request.containerId],
     ['CNI_NETNS', request.netns],

@@ -186,6 +186,7 @@ export function startPlugin(sandbox: Sandbox, invocation: Invocation, slowdown: 
     CNI_PATH: `${trestleBin}:${referenceBin}`,
     TRESTLE_FAULT_MARKS: marks,
     TRESTLE_FAULT_DELAY: String(slowdown.delaySeconds ?? 0.2),
+    ...sandbox.pluginEnvironment(),
   };
   if (slowdown.gate !== undefined) env['TRESTLE_FAULT_GATE'] = slowdown.gate;
   const attachment = invocation.attachment;

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import t from 'tap';
+import { residentMode, Sandbox } from '../../src/sandbox/sandbox.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const binDir = process.env['TRESTLE_BIN_DIR'] ?? join(repoRoot, 'bin');
@@ -45,10 +47,21 @@ export function tempDir(t: Teardown, prefix = 'trestle-hl-'): string {
   return dir;
 }
 
+// host-local only touches files, so its calls run here; in resident mode a daemon in a
+// sandbox's node namespace serves them (one per test file), and otherwise the socket
+// path names nothing, so that no daemon on the machine takes part.
+let residentSandbox: Promise<Sandbox> | undefined;
+
+async function socketPath(): Promise<string> {
+  if (!residentMode()) return join(tmpdir(), `trestle-no-daemon-${process.pid}.sock`);
+  residentSandbox ??= Sandbox.create(t);
+  return (await residentSandbox).socketPath;
+}
+
 // Only the variables a call names are set: a test that leaves one out sees it missing,
 // and nothing from the test runner's own environment leaks in besides PATH.
-function environment(call: Call): Record<string, string> {
-  const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', CNI_COMMAND: call.command };
+function environment(call: Call, socket: string): Record<string, string> {
+  const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', CNI_COMMAND: call.command, TRESTLE_SOCKET: socket };
   const optional: Array<[string, string | undefined]> = [
     ['CNI_CONTAINERID', call.containerId],
     ['CNI_NETNS', call.netns],
@@ -70,7 +83,7 @@ function decode(stdout: string): Json | undefined {
 
 export async function invoke(plugin: string, call: Call, stdin: Json | string): Promise<Outcome> {
   const input = typeof stdin === 'string' ? stdin : JSON.stringify(stdin);
-  const outcome = await execa(plugin, [], { input, env: environment(call), extendEnv: false, reject: false, stripFinalNewline: false });
+  const outcome = await execa(plugin, [], { input, env: environment(call, await socketPath()), extendEnv: false, reject: false, stripFinalNewline: false });
   const stdout = String(outcome.stdout);
   return { exitCode: outcome.exitCode ?? -1, stdout, stderr: String(outcome.stderr), json: decode(stdout) };
 }

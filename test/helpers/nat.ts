@@ -94,7 +94,7 @@ async function invokeConcurrently(sandbox: Sandbox, list: ConfList, plugin: Reco
   const outcome = await execa('nsenter', [`--net=${sandbox.nodePath}`, `${trestleBin}/${plugin['type'] as string}`], {
     input: JSON.stringify(config),
     reject: false,
-    env: { CNI_COMMAND: command, CNI_CONTAINERID: attachment.containerId, CNI_NETNS: attachment.netns, CNI_IFNAME: attachment.ifname, CNI_PATH: `${trestleBin}:${referenceBin}` },
+    env: { CNI_COMMAND: command, CNI_CONTAINERID: attachment.containerId, CNI_NETNS: attachment.netns, CNI_IFNAME: attachment.ifname, CNI_PATH: `${trestleBin}:${referenceBin}`, ...sandbox.pluginEnvironment() },
   });
   if (outcome.exitCode !== 0) throw new Error(`${plugin['type'] as string} ${command}: ${String(outcome.stdout)}${String(outcome.stderr)}`);
   const text = String(outcome.stdout).trim();

@@ -184,7 +184,7 @@ t.test('DEL with a prevResult releases its addresses without scanning, and falls
   const run = (command: string, id: string, extra: Record<string, unknown> = {}) =>
     execFileSync(new URL('../../bin/trestle-host-local', import.meta.url).pathname, [], {
       input: JSON.stringify({ ...config, ...extra }),
-      env: { PATH: process.env['PATH'], CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+      env: { PATH: process.env['PATH'], CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', TRESTLE_SOCKET: join(dataDir, 'no-daemon.sock') },
     }).toString();
   const first = JSON.parse(run('ADD', 'a')) as { ips: Array<{ address: string }> };
   run('ADD', 'b');

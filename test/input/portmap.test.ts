@@ -18,6 +18,7 @@ async function run(sandbox: Sandbox, type: string, request: Call, config: Json, 
     PATH: options.pathFirst ? `${options.pathFirst}:${path}` : path,
     CNI_COMMAND: request.command,
     CNI_PATH: `${trestleBin}:${referenceBin}`,
+    ...sandbox.pluginEnvironment(),
   };
   if (request.containerId !== undefined) env['CNI_CONTAINERID'] = request.containerId;
   if (request.netns !== undefined) env['CNI_NETNS'] = request.netns;
@@ -158,6 +159,7 @@ async function runWithCniPath(sandbox: Sandbox, request: Call, config: Json, dir
     CNI_CONTAINERID: request.containerId as string,
     CNI_NETNS: request.netns as string,
     CNI_IFNAME: request.ifname as string,
+    ...sandbox.pluginEnvironment(),
   };
   const outcome = await execa('nsenter', [`--net=${sandbox.nodePath}`, join(trestleBin, 'trestle-bridge')], { input: JSON.stringify(config), env, extendEnv: false, reject: false, timeout: 10_000 });
   return toOutcome(outcome);

@@ -96,7 +96,9 @@ class Worker {
 // One plugin executable from bin/, as a runtime starts it. `stdinFrom` replaces the
 // case's stdin by a path opened for reading (a directory: unreadable stdin).
 export async function runExecutable(nodePath: string, cwd: string, fuzzCase: FuzzCase, stdinFrom?: string): Promise<PluginAnswer | 'timeout'> {
-  const env = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...fuzzCase.env };
+  // One-shot on purpose (the in-process cases cover the daemon's request path): a
+  // socket path where nothing listens keeps any daemon on the machine out of it.
+  const env = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', TRESTLE_SOCKET: join(cwd, 'no-daemon.sock'), ...fuzzCase.env };
   const fd = stdinFrom === undefined ? undefined : openSync(stdinFrom, 'r');
   try {
     const child = spawn('nsenter', [`--net=${nodePath}`, join(trestleBin, fuzzCase.plugin)], { cwd, env, detached: true, stdio: [fd ?? 'pipe', 'pipe', 'pipe'] });
