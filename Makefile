@@ -4,11 +4,13 @@ CNI_CONF_DIR ?= /etc/cni/net.d
 # Where the script form keeps its bundles, and where the `trestle` CLI is linked.
 TRESTLE_LIB_DIR ?= $(CNI_BIN_DIR)/../lib/trestle
 BIN_DIR ?= /usr/local/bin
+# Where make install puts the daemon's units (trestle.socket, trestle.service).
+SYSTEMD_DIR ?= /etc/systemd/system
 # script: launchers run by the node's Node.js (faster start); sea: one binary that
 # needs no Node.js on the node (kind, most Kubernetes nodes).
 INSTALL_FORM ?= script
 DESTDIR ?=
-export CNI_BIN_DIR CNI_CONF_DIR TRESTLE_LIB_DIR BIN_DIR INSTALL_FORM DESTDIR
+export CNI_BIN_DIR CNI_CONF_DIR TRESTLE_LIB_DIR BIN_DIR SYSTEMD_DIR INSTALL_FORM DESTDIR
 SOURCES := $(shell find src -name '*.ts') scripts/build.mjs scripts/bundle-options.mjs package.json
 
 .PHONY: build test typecheck clean demo deps test-deps install uninstall sea

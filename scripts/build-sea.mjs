@@ -2,7 +2,7 @@
 // program, for nodes without Node.js (kind's node image, most Kubernetes nodes). It is
 // this machine's node binary with our bundle and its V8 code cache injected.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { build } from 'esbuild';
 import { programBundle } from './bundle-options.mjs';
@@ -23,6 +23,9 @@ writeFileSync(
   JSON.stringify({ main: `${dir}/multicall.cjs`, output: `${dir}/trestle.blob`, disableExperimentalSEAWarning: true, useCodeCache: true }),
 );
 execFileSync(process.execPath, ['--experimental-sea-config', `${dir}/sea-config.json`], { stdio: ['ignore', 'ignore', 'inherit'] });
-copyFileSync(process.execPath, `${dir}/trestle`);
+// Built under another name and renamed into place: a dist/sea/trestle running now (a
+// benchmark) keeps its inode, and a failed injection leaves no half-made target.
+copyFileSync(process.execPath, `${dir}/trestle.tmp`);
 const postject = createRequire(import.meta.url).resolve('postject/dist/cli.js');
-execFileSync(process.execPath, [postject, `${dir}/trestle`, 'NODE_SEA_BLOB', `${dir}/trestle.blob`, '--sentinel-fuse', fuse], { stdio: ['ignore', 'ignore', 'inherit'] });
+execFileSync(process.execPath, [postject, `${dir}/trestle.tmp`, 'NODE_SEA_BLOB', `${dir}/trestle.blob`, '--sentinel-fuse', fuse], { stdio: ['ignore', 'ignore', 'inherit'] });
+renameSync(`${dir}/trestle.tmp`, `${dir}/trestle`);

@@ -2,6 +2,12 @@
 // do about each problem. It reads the namespace it runs in (run it under
 // `ip netns exec` to inspect another one) and changes nothing.
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join } from 'node:path';
+import { isSea } from 'node:sea';
+import { installedBuild } from '../daemon/build-id.js';
+import { queryDaemon } from '../daemon/query.js';
+import { socketPath } from '../daemon/wire.js';
 import { ownerMatches } from '../plugins/bridge/owner.js';
 import { listLinks } from '../host/links.js';
 import { ipJson } from '../host/ip.js';
@@ -38,6 +44,52 @@ function tools(): Finding[] {
       ? { check: 'iproute2', verdict: 'ok', detail: ip }
       : { check: 'iproute2', verdict: 'fail', detail: 'ip is not installed: trestle-bridge needs it (apt-get install iproute2)' },
   ];
+}
+
+// Whether a socket accepts connections: the native client runs a call one-shot exactly
+// when it cannot connect, and answers 11 when it connects but gets no proper answer.
+function accepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.setTimeout(1_000, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+// The installed client's build id: trestle.build beside the CLI's bundle, or beside the
+// single executable (where `trestle daemon` reads its own).
+function clientBuild(): { build: string | undefined; file: string } {
+  const dir = isSea() || typeof __dirname !== 'string' ? dirname(process.execPath) : __dirname;
+  return { build: installedBuild(dir), file: join(dir, 'trestle.build') };
+}
+
+// The daemon is an accelerator: none is fine. A build other than the installed
+// client's serves nothing until it restarts; a socket that accepts but does not answer
+// makes every call fail with 11.
+async function daemon(): Promise<Finding> {
+  const check = 'daemon';
+  const path = socketPath(process.env);
+  const answer = await queryDaemon(path);
+  if (!answer.running) {
+    if (await accepts(path)) {
+      return { check, verdict: 'fail', detail: `${path} accepts calls but gives no answer (${answer.reason}): every call fails with code 11 until that process is restarted or the socket removed` };
+    }
+    return { check, verdict: 'ok', detail: `no daemon answers on ${path} (${answer.reason}): calls run one-shot` };
+  }
+  const client = clientBuild();
+  const running = `pid ${answer.pid} on ${path}, build ${answer.build ?? 'unknown'}, up ${answer.uptimeSeconds} s, ${answer.served} calls served`;
+  if (client.build === undefined) return { check, verdict: 'warn', detail: `${running}; the installed client's build is unknown (no ${client.file})` };
+  if (answer.build !== client.build) {
+    return { check, verdict: 'warn', detail: `${running}; the installed client is build ${client.build}: calls run one-shot until the daemon restarts onto the new build` };
+  }
+  return { check, verdict: 'ok', detail: `${running}, the same as the installed client` };
 }
 
 function forwarding(): Finding {
@@ -152,7 +204,7 @@ async function staleAllocations(networks: NetworkSummary[]): Promise<Finding[]> 
 
 export async function diagnose(confDir: string): Promise<Finding[]> {
   const reading = readConfDir(confDir);
-  const findings: Finding[] = [...tools(), forwarding(), await forwardPolicy()];
+  const findings: Finding[] = [...tools(), await daemon(), forwarding(), await forwardPolicy()];
   if (!existsSync(confDir)) findings.push({ check: 'configuration', verdict: 'warn', detail: `${confDir} does not exist: no network to check` });
   else if (reading.networks.length === 0 && reading.problems.length === 0) findings.push({ check: 'configuration', verdict: 'warn', detail: `no network configuration in ${confDir}` });
   for (const problem of reading.problems) findings.push({ check: 'configuration', verdict: 'fail', detail: `${problem.file}: ${problem.reason}` });

@@ -1,9 +1,10 @@
 // The operator's CLI against a real node namespace: `ls` reads what the plugins
 // reserved and mapped, `doctor` finds each problem it names when the test creates it.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { Sandbox, trestleBin } from '../../src/sandbox/sandbox.js';
+import { repoRoot, residentMode, Sandbox, trestleBin } from '../../src/sandbox/sandbox.js';
 import { natPlugins } from '../helpers/nat.js';
 
 interface Finding {
@@ -12,8 +13,9 @@ interface Finding {
   detail: string;
 }
 
+// With the sandbox's daemon socket, so that no daemon of the machine's is asked.
 async function trestle(sandbox: Sandbox, args: string[]) {
-  const outcome = await sandbox.exec(sandbox.node, join(trestleBin, 'trestle'), args, { reject: false });
+  const outcome = await sandbox.exec(sandbox.node, join(trestleBin, 'trestle'), args, { reject: false, env: sandbox.pluginEnvironment() });
   return { exitCode: outcome.exitCode ?? -1, stdout: String(outcome.stdout), stderr: String(outcome.stderr) };
 }
 
@@ -114,6 +116,52 @@ t.test('doctor names each problem of a node and exits 1 on a failure', async (t)
 
   const table = await trestle(sandbox, ['doctor', '--conf-dir', confDir]);
   t.match(table.stdout, /^FAIL\s+forward policy/m, 'the table shows verdicts for people');
+});
+
+t.test('doctor says whether a daemon answers and whether it runs the installed build', async (t) => {
+  const sandbox = await Sandbox.create(t);
+  const confDir = join(sandbox.dir, 'net.d');
+  mkdirSync(confDir);
+  const daemonFinding = async (socket: string, program: string[] = [join(trestleBin, 'trestle')]) => {
+    const [file = '', ...args] = program;
+    const outcome = await sandbox.exec(sandbox.node, file, [...args, 'doctor', '--json', '--conf-dir', confDir], { reject: false, env: { TRESTLE_SOCKET: socket } });
+    return { exitCode: outcome.exitCode, finding: findings(String(outcome.stdout)).find((finding) => finding.check === 'daemon') };
+  };
+
+  const none = await daemonFinding(join(sandbox.dir, 'none.sock'));
+  t.equal(none.finding?.verdict, 'ok', 'no daemon is fine');
+  t.match(none.finding?.detail, /no daemon answers on .*none\.sock .*: calls run one-shot/, 'and says calls run one-shot');
+
+  if (!residentMode()) await sandbox.startDaemon();
+  const build = readFileSync(join(repoRoot, 'dist/trestle.build'), 'utf8').trim();
+  const same = await daemonFinding(sandbox.socketPath);
+  t.equal(same.finding?.verdict, 'ok', `a daemon of the installed build is fine: ${same.finding?.detail}`);
+  t.match(same.finding?.detail, new RegExp(`pid \\d+ on ${sandbox.socketPath}, build ${build}, .*the same as the installed client`), 'naming its pid and build');
+
+  // A new build installed while the old daemon runs: the CLI's bundle with another
+  // trestle.build beside it.
+  const upgraded = join(sandbox.dir, 'upgraded');
+  mkdirSync(upgraded);
+  copyFileSync(join(repoRoot, 'dist/trestle.cjs'), join(upgraded, 'trestle.cjs'));
+  writeFileSync(join(upgraded, 'trestle.build'), '0123456789abcdef\n');
+  const mismatch = await daemonFinding(sandbox.socketPath, [process.execPath, join(upgraded, 'trestle.cjs')]);
+  t.equal(mismatch.exitCode, 0, 'a build mismatch is no failure');
+  t.equal(mismatch.finding?.verdict, 'warn', 'but a warning');
+  t.match(mismatch.finding?.detail, new RegExp(`build ${build}, .*; the installed client is build 0123456789abcdef: calls run one-shot until the daemon restarts onto the new build`));
+
+  // A process that accepts on the socket and never answers (a stopped daemon): every
+  // call would fail with 11.
+  const silentPath = join(sandbox.dir, 'silent.sock');
+  const held: Socket[] = [];
+  const silent = createServer((socket) => held.push(socket));
+  await new Promise<void>((resolve) => silent.listen(silentPath, resolve));
+  t.teardown(() => {
+    for (const socket of held) socket.destroy();
+    silent.close();
+  });
+  const stuck = await daemonFinding(silentPath);
+  t.equal(stuck.exitCode, 1, 'a socket that accepts and never answers is a failure');
+  t.match(stuck.finding?.detail, /accepts calls but gives no answer .*code 11/);
 });
 
 t.test('version, usage and bad commands', async (t) => {
