@@ -1,9 +1,8 @@
 // `trestle daemon`: the resident service the plugin executables forward to, and
 // `trestle daemon status`. The service is an accelerator: with none running, the
 // executables do the same work one-shot.
-import { dirname } from 'node:path';
-import { isSea } from 'node:sea';
 import packageJson from '../../package.json' with { type: 'json' };
+import { runningBundleDirectory } from '../daemon/build-id.js';
 import { activatedSocket, AlreadyServedError } from '../daemon/listener.js';
 import { Daemon } from '../daemon/server.js';
 import { socketPath } from '../daemon/wire.js';
@@ -14,15 +13,9 @@ function log(line: string): void {
   process.stderr.write(`trestled: ${line}\n`);
 }
 
-// The directory of the running bundle (dist/, or the installed library directory);
-// a single executable carries its bundle inside, and its build file sits beside it.
-function bundleDirectory(): string {
-  return isSea() || typeof __dirname !== 'string' ? dirname(process.execPath) : __dirname;
-}
-
 export async function runDaemon(): Promise<number> {
   const source = activatedSocket(process.env) ?? { kind: 'path' as const, path: socketPath(process.env) };
-  const daemon = new Daemon({ source, bundleDir: bundleDirectory(), version: packageJson.version, log });
+  const daemon = new Daemon({ source, bundleDir: runningBundleDirectory(), version: packageJson.version, log });
   try {
     await daemon.start();
   } catch (error) {

@@ -3,9 +3,8 @@
 // `ip netns exec` to inspect another one) and changes nothing.
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
-import { dirname, join } from 'node:path';
-import { isSea } from 'node:sea';
-import { installedBuild } from '../daemon/build-id.js';
+import { join } from 'node:path';
+import { installedBuild, runningBundleDirectory } from '../daemon/build-id.js';
 import { queryDaemon } from '../daemon/query.js';
 import { socketPath } from '../daemon/wire.js';
 import { ownerMatches } from '../plugins/bridge/owner.js';
@@ -66,7 +65,7 @@ function accepts(path: string): Promise<boolean> {
 // The installed client's build id: trestle.build beside the CLI's bundle, or beside the
 // single executable (where `trestle daemon` reads its own).
 function clientBuild(): { build: string | undefined; file: string } {
-  const dir = isSea() || typeof __dirname !== 'string' ? dirname(process.execPath) : __dirname;
+  const dir = runningBundleDirectory();
   return { build: installedBuild(dir), file: join(dir, 'trestle.build') };
 }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { isSea } from 'node:sea';
 
 // The build a daemon runs, and the one now installed beside it: `make build` writes
 // trestle.build (the digest the client is compiled with) next to the bundles. A client of
@@ -12,4 +13,10 @@ export function installedBuild(bundleDir: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+// The directory of the running bundle (dist/, or the installed library directory); a
+// single executable carries its bundle inside, and its build file sits beside it.
+export function runningBundleDirectory(): string {
+  return isSea() || typeof __dirname !== 'string' ? dirname(process.execPath) : __dirname;
 }

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { unlinkSync } from 'node:fs';
+import { isSea } from 'node:sea';
 import { handleRequest } from '../cni/skel.js';
 import { runProgramsConcurrently } from '../util/exec.js';
 import { installedBuild } from './build-id.js';
@@ -198,7 +199,8 @@ export class Daemon {
     this.options.log('a newer build is installed: restarting once idle');
     void this.stop().then(() => {
       if (process.env['INVOCATION_ID'] !== undefined) process.exit(75);
-      const replacement = spawn(process.execPath, process.argv.slice(1), { detached: true, stdio: 'inherit' });
+      // A single executable's argv[1] is its own name, not a script to run.
+      const replacement = spawn(process.execPath, process.argv.slice(isSea() ? 2 : 1), { argv0: process.argv0, detached: true, stdio: 'inherit' });
       replacement.unref();
       process.exit(0);
     });

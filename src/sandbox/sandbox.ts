@@ -49,6 +49,27 @@ export function residentMode(): boolean {
   return process.env['TRESTLE_TEST_MODE'] === 'daemon';
 }
 
+// `trestle daemon` on `socket`, in the network namespace at `netns` (or this one: only
+// for a runtime test that runs its plugins in the machine's namespace by design).
+// Resolves with its PID once it answers; the caller ends it, by that PID.
+export async function startDaemonProcess(socket: string, logPath: string, netns?: string): Promise<number> {
+  // The log is a file the daemon holds itself, not a pipe to us: a daemon that
+  // restarts onto a new build hands its output to the replacement, and a pipe would
+  // then keep this process waiting for a child that is not ours.
+  const log = openSync(logPath, 'a');
+  const program = [join(trestleBin, 'trestle'), 'daemon'];
+  const child = netns === undefined ? spawn(program[0] as string, program.slice(1), { env: { ...process.env, TRESTLE_SOCKET: socket }, stdio: ['ignore', log, log] }) : spawn('nsenter', [`--net=${netns}`, ...program], { env: { ...process.env, TRESTLE_SOCKET: socket }, stdio: ['ignore', log, log] });
+  closeSync(log);
+  if (child.pid === undefined) throw new Error('cannot start trestle daemon');
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && child.exitCode === null) {
+    if ((await queryDaemon(socket, 1_000)).running) return child.pid;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  if (child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+  throw new Error(`trestle daemon did not start: ${existsSync(logPath) ? readFileSync(logPath, 'utf8') : 'no log'}`);
+}
+
 export interface Teardownable {
   teardown(fn: () => unknown): void;
 }
@@ -86,24 +107,9 @@ export class Sandbox {
   // `trestle daemon` in the node namespace on this sandbox's socket; ended in teardown.
   // Resolves, with its PID, once it answers.
   async startDaemon(): Promise<number> {
-    // The log is a file the daemon holds itself, not a pipe to us: a daemon that
-    // restarts onto a new build hands its output to the replacement, and a pipe would
-    // then keep this process waiting for a child that is not ours.
-    const logPath = join(this.dir, 'daemon.log');
-    const log = openSync(logPath, 'a');
-    const child = spawn('nsenter', [`--net=${this.nodePath}`, join(trestleBin, 'trestle'), 'daemon'], {
-      env: { ...process.env, ...this.pluginEnvironment() },
-      stdio: ['ignore', log, log],
-    });
-    closeSync(log);
-    if (child.pid === undefined) throw new Error('cannot start trestle daemon');
-    this.daemons.push(child.pid);
-    for (let waited = 0; waited < 10_000; waited += 25) {
-      if ((await queryDaemon(this.socketPath, 1_000)).running) return child.pid;
-      if (child.exitCode !== null) break;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    throw new Error(`the sandbox daemon did not start: ${existsSync(logPath) ? readFileSync(logPath, 'utf8') : 'no log'}`);
+    const pid = await startDaemonProcess(this.socketPath, join(this.dir, 'daemon.log'), this.nodePath);
+    this.daemons.push(pid);
+    return pid;
   }
 
   private async addNamespace(name: string): Promise<void> {

@@ -122,6 +122,8 @@ export class Containerd {
     // with the daemon and its shims.
     const script = 'mount --bind "$1" /run && exec containerd --config "$2"';
     this.daemon = execa('nsenter', [`--net=${this.sandbox.nodePath}`, 'unshare', '--mount', '--propagation', 'slave', 'sh', '-c', script, 'sh', join(this.dir, 'run'), config], {
+      // containerd hands its environment to the plugins: the sandbox's daemon socket.
+      env: this.sandbox.pluginEnvironment(),
       reject: false,
       stdin: 'ignore',
       stdout: 'ignore',

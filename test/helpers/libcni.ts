@@ -119,7 +119,7 @@ export async function runDriver(
   args.push(command, conflist);
   if (request) args.push(request.containerId, request.netns, request.ifname ?? 'eth0');
   const outcome = await execa('ip', ['netns', 'exec', sandbox.node, driver, ...args], {
-    env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+    env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...sandbox.pluginEnvironment() },
     extendEnv: false,
     reject: false,
   });

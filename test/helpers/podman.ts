@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, execaSync } from 'execa';
 import { readSysctl } from '../../src/host/sysctl.js';
 import { ChainRunner, type ConfList } from '../../src/runtime/chain.js';
-import { referenceBin, repoRoot, trestleBin, type Teardownable } from '../../src/sandbox/sandbox.js';
+import { referenceBin, repoRoot, residentMode, startDaemonProcess, trestleBin, type Teardownable } from '../../src/sandbox/sandbox.js';
 import { findProgram } from './programs.js';
 
 export const podmanConflist = join(repoRoot, 'conf', 'podman', 'trestle-podman.conflist');
@@ -74,6 +74,7 @@ export class PodmanNode {
   hostPort = 0;
   list: ConfList = { cniVersion: '', name: '', plugins: [] };
   private readonly containerIds: string[] = [];
+  private daemon: number | undefined;
   private readonly before = {
     ipForward: readSysctl('/proc/sys/net/ipv4/ip_forward'),
     ipv6Forwarding: readSysctl('/proc/sys/net/ipv6/conf/all/forwarding'),
@@ -84,13 +85,18 @@ export class PodmanNode {
   };
 
   private constructor(private readonly podmanPath: string) {
-    this.env = { CONTAINERS_CONF: join(this.dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(this.dir, 'storage.conf') };
+    // podman hands its environment to the plugins: they forward to this test's own
+    // daemon socket (a daemon there only in resident mode), never to one of the machine's.
+    this.env = { CONTAINERS_CONF: join(this.dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(this.dir, 'storage.conf'), TRESTLE_SOCKET: join(this.dir, 'trestled.sock') };
   }
 
   static async create(t: Teardownable, podmanPath: string): Promise<PodmanNode> {
     const node = new PodmanNode(podmanPath);
     node.before.table = (await execa('nft', ['list', 'table', 'inet', 'trestle'], { reject: false })).exitCode === 0;
     t.teardown(() => node.destroy());
+    // podman runs its plugins in the machine's namespace by design; in resident mode
+    // the daemon that does their work must run there too.
+    if (residentMode()) node.daemon = await startDaemonProcess(node.env['TRESTLE_SOCKET'] as string, join(node.dir, 'daemon.log'));
     await node.chooseSubnetAndPort();
     node.writeRootfs();
     node.writeConfiguration();
@@ -327,6 +333,7 @@ export class PodmanNode {
         problems.push(`${what}: ${(error as Error).message}`);
       }
     };
+    if (this.daemon !== undefined) await step('stop the daemon', () => process.kill(this.daemon as number, 'SIGKILL'));
 
     await step('podman rm', async () => {
       if (!existsSync(this.env['CONTAINERS_CONF'] as string)) return;
