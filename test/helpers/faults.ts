@@ -7,7 +7,7 @@
 // last traced call, to see where a plugin was held). Shared by test/faults and
 // scripts/soak.mjs.
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import type { Attachment, ConfList } from '../../src/runtime/chain.js';
 import { referenceBin, repoRoot, trestleBin, type Sandbox } from '../../src/sandbox/sandbox.js';
@@ -217,7 +217,10 @@ async function tracedChild(outer: number | undefined, program: string): Promise<
     for (const child of childrenOf(outer)) {
       try {
         const argv = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
-        if (argv.includes(program) && !(argv[0] ?? '').endsWith('strace')) return child;
+        // The native client execs the one-shot plugin in the same process:
+        // `trestle-node <plugin>` is that plugin too.
+        const oneShot = argv.includes(join(trestleBin, 'trestle-node')) && argv.includes(basename(program));
+        if ((argv.includes(program) || oneShot) && !(argv[0] ?? '').endsWith('strace')) return child;
       } catch {
         // Gone already.
       }
