@@ -3,14 +3,17 @@ import type { ConfList } from '../src/runtime/chain.js';
 import type { BenchNode } from './node.js';
 import { Runtime, type Json } from './runtime.js';
 
-// The two implementations compared, and the network configurations both run.
+// The implementations compared (the reference; Trestle one-shot, with no daemon on its
+// node's socket; Trestle with a daemon resident in its node), and the configurations.
 export type Role = 'bridge' | 'ipam' | 'portmap';
 export const roles: readonly Role[] = ['bridge', 'ipam', 'portmap'];
 
 export interface Implementation {
-  key: 'reference' | 'trestle';
+  key: 'reference' | 'trestle' | 'daemon';
   // "trestle", or e.g. "trestle (portmap: reference)" when a part is not usable yet.
   label: string;
+  // A `trestle daemon` serves the calls: each node of this implementation starts one.
+  resident: boolean;
   types: Record<Role, string>;
   pluginDirs: string[];
 }
@@ -18,6 +21,7 @@ export interface Implementation {
 export const reference: Implementation = {
   key: 'reference',
   label: 'reference',
+  resident: false,
   types: { bridge: 'bridge', ipam: 'host-local', portmap: 'portmap' },
   pluginDirs: [referenceBin],
 };
@@ -47,15 +51,21 @@ async function answersVersion(runtime: Runtime, type: string): Promise<boolean> 
 // with the benchmark's version, the reference plugin for the others. That runs the
 // harness on whatever part exists, and isolates one part on request (e.g. only
 // trestle-host-local, delegated to by the reference bridge).
-export async function trestleSide(wanted: readonly Role[]): Promise<{ implementation: Implementation; unusable: Role[] }> {
-  const runtime = new Runtime([trestleBin]);
+export async function trestleSide(wanted: readonly Role[], socket: string): Promise<{ implementation: Implementation; unusable: Role[] }> {
+  const runtime = new Runtime([trestleBin], socket);
   const unusable: Role[] = [];
   for (const role of wanted) if (!(await answersVersion(runtime, trestleTypes[role]))) unusable.push(role);
   const ours = (role: Role) => wanted.includes(role) && !unusable.includes(role);
   const types = Object.fromEntries(roles.map((role) => [role, ours(role) ? trestleTypes[role] : reference.types[role]])) as Record<Role, string>;
   const replaced = roles.filter((role) => !ours(role));
   const label = replaced.length === 0 ? 'trestle' : `trestle (${replaced.map((role) => `${role}: reference`).join(', ')})`;
-  return { implementation: { key: 'trestle', label, types, pluginDirs: [trestleBin, referenceBin] }, unusable };
+  return { implementation: { key: 'trestle', label, resident: false, types, pluginDirs: [trestleBin, referenceBin] }, unusable };
+}
+
+// The same executables with a daemon resident in the node.
+export function residentSide(trestle: Implementation): Implementation {
+  const replaced = trestle.label.replace(/^trestle ?/, '').replace(/^\((.*)\)$/, '; $1');
+  return { ...trestle, key: 'daemon', label: `trestle (daemon${replaced})`, resident: true };
 }
 
 // a: bridge + host-local; b: + ipMasq; c: + portmap, one hostPort per container.
@@ -90,5 +100,5 @@ export function portMapping(hostPort: number): Record<string, unknown> {
 }
 
 export function runtimeFor(implementation: Implementation, node: BenchNode): Runtime {
-  return new Runtime(implementation.pluginDirs, node.path);
+  return new Runtime(implementation.pluginDirs, node.sandbox.socketPath, node.path, node);
 }

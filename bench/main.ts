@@ -2,29 +2,32 @@
 // A benchmark, not a test: it reports, it never fails on a number.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, release } from 'node:os';
+import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../src/sandbox/sandbox.js';
-import { cniVersion, reference, roles, trestleSide, type Role } from './impls.js';
+import { cniVersion, reference, residentSide, roles, trestleSide, type Role } from './impls.js';
 import { log } from './log.js';
-import { destroyAllNodes } from './node.js';
+import { BenchNode, daemonTrouble, destroyAllNodes } from './node.js';
 import { renderReport, type Results } from './report.js';
 import { runFootprint } from './sections/footprint.js';
 import { runGrowth } from './sections/growth.js';
+import { runMemory } from './sections/memory.js';
 import { runParallel } from './sections/parallel.js';
 import { runSequential } from './sections/sequential.js';
 import { runStartup, singleExecutable } from './sections/startup.js';
 import { unsettled } from './settle.js';
 
-const sections = ['startup', 'footprint', 'sequential', 'parallel', 'growth'] as const;
+const sections = ['startup', 'footprint', 'sequential', 'parallel', 'growth', 'memory'] as const;
 type Section = (typeof sections)[number];
 
 // The reference needs minutes to fill a bridge with a thousand port-mapped
-// containers, so the short mode stops at a hundred.
+// containers, so the short mode stops at a hundred. The daemon's 10,000 ADD/DEL pairs
+// take longer than the whole short mode should: it runs a thousand.
+const fullMemoryPairs = 10_000;
 const modes = {
-  short: { n: 20, roundSize: 10, parallel: 50, parallelRuns: 1, levels: [10, 100], window: 10, windowRounds: 2, versionRuns: 20 },
-  full: { n: 100, roundSize: 10, parallel: 50, parallelRuns: 3, levels: [10, 100, 1000], window: 10, windowRounds: 4, versionRuns: 50 },
+  short: { n: 20, roundSize: 10, parallel: 50, parallelRuns: 1, levels: [10, 100], window: 10, windowRounds: 2, versionRuns: 20, memoryPairs: 1_000, memoryEvery: 100 },
+  full: { n: 100, roundSize: 10, parallel: 50, parallelRuns: 3, levels: [10, 100, 1000], window: 10, windowRounds: 4, versionRuns: 50, memoryPairs: fullMemoryPairs, memoryEvery: 1_000 },
 };
 
 function quiet(file: string, args: string[]): string {
@@ -35,21 +38,28 @@ function quiet(file: string, args: string[]): string {
   }
 }
 
-function header(mode: keyof typeof modes, trestleLabel: string, unusable: string[], elapsedS: number): string {
+const load = () => loadavg().map((value) => value.toFixed(2)).join(' ');
+const loadAtStart = load();
+
+function header(mode: keyof typeof modes, trestleLabel: string, residentLabel: string, unusable: string[], elapsedS: number): string {
   const commit = quiet('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD']);
   return [
     `# Trestle benchmark (${mode} mode)`,
     '',
     `- date: ${new Date().toISOString().replace('T', ' ').slice(0, 16)} UTC, took ${(elapsedS / 60).toFixed(1)} min`,
-    `- machine: ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), kernel ${release()}, node ${process.version}`,
+    `- machine: ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), kernel ${release()}, node ${process.version}; load average (1, 5, 15 min) ${loadAtStart} at the start, ${load()} at the end`,
     `- reference: containernetworking-plugins ${quiet('dpkg-query', ['-W', '-f=${Version}', 'containernetworking-plugins'])}, ${quiet('iptables', ['--version'])}, ${quiet('nft', ['--version'])}`,
-    `- Trestle: working tree at commit ${commit}; column "${trestleLabel}"${unusable.length > 0 ? `; not answering VERSION ${cniVersion}, so replaced by the reference: ${unusable.join(', ')}` : ''}`,
+    `- Trestle: working tree at commit ${commit}; columns "${trestleLabel}" (one-shot: the native client finds no daemon on its node's socket and runs the Node plugin) and "${residentLabel}" (the same executables, a \`trestle daemon\` started in each node's namespace on that socket)${unusable.length > 0 ? `; not answering VERSION ${cniVersion}, so replaced by the reference: ${unusable.join(', ')}` : ''}`,
     ...(unsettled > 0 ? [`- noisy: ${unsettled} time(s) the CPU was still busy when the run had waited long enough after removing namespaces (other work on the machine?)`] : []),
-    '- both run with cniVersion 1.0.0, plugins invoked as a runtime does (environment, stdin, prevResult chaining) inside a sandbox node namespace; ratio = Trestle / reference of the p50s',
+    ...daemonTrouble.map((trouble) => `- daemon trouble: ${trouble}`),
+    '- all run with cniVersion 1.0.0, plugins invoked as a runtime does (environment, stdin, prevResult chaining) inside a sandbox node namespace; ratio = that Trestle form / reference of the p50s',
   ].join('\n');
 }
 
 async function main(): Promise<void> {
+  // The tests' switch (a daemon in every sandbox) would put one under the reference and
+  // the one-shot columns too: here each implementation decides.
+  delete process.env['TRESTLE_TEST_MODE'];
   const { values } = parseArgs({
     options: { full: { type: 'boolean', default: false }, only: { type: 'string' }, parts: { type: 'string' }, help: { type: 'boolean', default: false } },
   });
@@ -57,7 +67,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         `usage: node dist/bench.mjs [--full] [--only=${sections.join(',')}] [--parts=${roles.join(',')}]`,
-        '  --full   N = 100, growth to 1,000 containers; writes bench/RESULTS.md when every section and part ran',
+        '  --full   N = 100, growth to 1,000 containers, 10,000 ADD/DEL pairs for the daemon\'s memory; writes bench/RESULTS.md when every section and part ran',
         '  --only   run these sections',
         '  --parts  Trestle plugins to use on the Trestle side (the reference plugin for the others)',
         '',
@@ -77,9 +87,12 @@ async function main(): Promise<void> {
   const plan = modes[mode];
   const started = performance.now();
 
-  const { implementation: trestle, unusable } = await trestleSide(parts);
-  log(`${mode} mode; comparing ${reference.label} with ${trestle.label}`);
-  const implementations = [reference, trestle] as const;
+  // Which Trestle plugins answer, asked one-shot through a node's empty socket.
+  const probe = await BenchNode.create('VERSION probe');
+  const { implementation: trestle, unusable } = await trestleSide(parts, probe.sandbox.socketPath).finally(() => probe.destroy());
+  const resident = residentSide(trestle);
+  log(`${mode} mode; comparing ${reference.label} with ${trestle.label} and ${resident.label}`);
+  const implementations = [reference, trestle, resident] as const;
   const results: Results = { implementations };
   if (chosen('startup')) {
     const sea = singleExecutable(trestle);
@@ -93,8 +106,9 @@ async function main(): Promise<void> {
   if (chosen('sequential')) results.sequential = { n: plan.n, roundSize: plan.roundSize, results: await runSequential(implementations, plan.n, plan.roundSize) };
   if (chosen('parallel')) results.parallel = { count: plan.parallel, runs: await runParallel(implementations, plan.parallel, plan.parallelRuns) };
   if (chosen('growth')) results.growth = { window: plan.window, rounds: plan.windowRounds, result: await runGrowth(implementations, plan.levels, plan.window, plan.windowRounds) };
+  if (chosen('memory')) results.memory = { pairs: plan.memoryPairs, full: fullMemoryPairs, result: await runMemory(resident, plan.memoryPairs, plan.memoryEvery) };
 
-  const report = renderReport(results, header(mode, trestle.label, unusable, (performance.now() - started) / 1000));
+  const report = renderReport(results, header(mode, trestle.label, resident.label, unusable, (performance.now() - started) / 1000));
   process.stdout.write(`\n${report}`);
   if (mode === 'full' && only.length === sections.length && parts.length === roles.length) {
     writeFileSync(join(repoRoot, 'bench', 'RESULTS.md'), report);

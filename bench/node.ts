@@ -1,34 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { execa } from 'execa';
+import { queryDaemon } from '../src/daemon/query.js';
 import { Sandbox } from '../src/sandbox/sandbox.js';
+import type { CallCounter } from './runtime.js';
 
 // A sandbox "node" plus its container namespaces. The growth section needs a thousand
 // of them, so they are added and removed with one `ip -batch` per hundred instead of
 // one process each. Every live node is tracked, so Ctrl-C can still remove it.
+// A resident node runs `trestle daemon` in its namespace on the sandbox's own socket.
 export interface Container {
   name: string;
   path: string;
 }
 
 const live = new Set<BenchNode>();
+// A call as the daemon logged it: from its request read to its answer.
+export interface DaemonCall {
+  command: string;
+  plugin: string;
+  ms: number;
+}
+
+function daemonLog(path: string): DaemonCall[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return [...text.matchAll(/^trestled: (\S+) (trestle-\S+) .* ([\d.]+)ms code=/gm)].map(([, command = '', plugin = '', ms = '']) => ({ command, plugin, ms: Number(ms) }));
+}
+
+// What went wrong with a node's daemon (calls it did not serve, a restart), for the report.
+export const daemonTrouble: string[] = [];
 // Set once cleanup has begun (Ctrl-C): a section still running must not add nodes.
 let closed = false;
 const batchSize = 100;
 
-export class BenchNode {
+export class BenchNode implements CallCounter {
   private readonly containers: Container[] = [];
+  // Plugin calls the runtime made through this node's socket.
+  private calls = 0;
+  // The daemon's PID, on a resident node.
+  daemonPid: number | undefined;
+  // The daemon's own time for each call it served, from its log, once the node is gone.
+  daemonCalls: DaemonCall[] = [];
 
-  private constructor(readonly sandbox: Sandbox) {}
+  private constructor(readonly sandbox: Sandbox, readonly purpose: string) {}
 
-  static async create(): Promise<BenchNode> {
+  static async create(purpose: string, options: { resident?: boolean } = {}): Promise<BenchNode> {
     if (closed) throw new Error('the benchmark is stopping');
     const sandbox = await Sandbox.create();
+    const node = new BenchNode(sandbox, purpose);
+    live.add(node);
     if (closed) {
-      await sandbox.destroy();
+      await node.destroy();
       throw new Error('the benchmark is stopping');
     }
-    const node = new BenchNode(sandbox);
-    live.add(node);
+    if (options.resident) node.daemonPid = await sandbox.startDaemon();
     return node;
+  }
+
+  noteCall(): void {
+    this.calls += 1;
   }
 
   get path(): string {
@@ -57,10 +92,30 @@ export class BenchNode {
     return (await this.sandbox.inNode(file, args, { reject: false })).stdout;
   }
 
+  // A daemon that restarted (onto a new build, when someone rebuilds during the run) is
+  // no longer the PID the sandbox ends: ended here, by the PID it reports. Every call
+  // the runtime made must have been served, or the column measured one-shot calls.
+  private async checkDaemon(): Promise<void> {
+    if (this.daemonPid === undefined) return;
+    const answer = await queryDaemon(this.sandbox.socketPath, 2_000);
+    if (!answer.running) {
+      daemonTrouble.push(`${this.purpose}: the daemon no longer answered at the end (${answer.reason})`);
+      return;
+    }
+    if (answer.pid !== this.daemonPid) {
+      daemonTrouble.push(`${this.purpose}: the daemon restarted (pid ${this.daemonPid} → ${answer.pid}); calls before it ran one-shot`);
+      process.kill(answer.pid, 'SIGKILL');
+      return;
+    }
+    if (answer.served < this.calls) daemonTrouble.push(`${this.purpose}: the daemon served ${answer.served} of ${this.calls} calls; the others ran one-shot`);
+  }
+
   // Removes the containers' namespaces, then the node; returns how long that took.
   async destroy(): Promise<number> {
-    const started = performance.now();
     if (!live.delete(this)) return 0;
+    await this.checkDaemon();
+    if (this.daemonPid !== undefined) this.daemonCalls = daemonLog(join(this.sandbox.dir, 'daemon.log'));
+    const started = performance.now();
     for (let i = 0; i < this.containers.length; i += batchSize) {
       const batch = this.containers.slice(i, i + batchSize);
       // -force: keep going past a namespace that was never created.

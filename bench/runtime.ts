@@ -55,14 +55,27 @@ function failureMessage(type: string, outcome: CallOutcome): string {
   }
 }
 
+// Told of every plugin call made, to check afterwards that a daemon served them all.
+export interface CallCounter {
+  noteCall(): void;
+}
+
 export class Runtime {
   private readonly located = new Map<string, string>();
 
-  // nodePath: the network namespace the plugins run in (the sandbox "node"); a real
-  // runtime runs them in its own, which the benchmark must never touch.
-  constructor(private readonly pluginDirs: readonly string[], private readonly nodePath?: string) {}
+  // socket: the TRESTLE_SOCKET every call carries, the bench node's own, so that no call
+  // reaches a daemon outside the sandbox (one-shot: nothing listens there). nodePath: the
+  // network namespace the plugins run in (the sandbox "node"); a real runtime runs them
+  // in its own, which the benchmark must never touch.
+  constructor(
+    private readonly pluginDirs: readonly string[],
+    private readonly socket: string,
+    private readonly nodePath?: string,
+    private readonly counter?: CallCounter,
+  ) {}
 
-  private locate(type: string): string {
+  // The executable a runtime runs for `type`.
+  executable(type: string): string {
     let path = this.located.get(type);
     if (path === undefined) {
       path = findExecutable(type, this.pluginDirs);
@@ -72,15 +85,21 @@ export class Runtime {
     return path;
   }
 
+  // The environment a call carries (exec-timer passes it on as it is).
+  environment(command: string): NodeJS.ProcessEnv {
+    return { ...process.env, TRESTLE_SOCKET: this.socket, CNI_COMMAND: command, CNI_PATH: this.pluginDirs.join(':') };
+  }
+
   invoke(type: string, command: string, config: Json, attachment?: Attachment, prefix: string[] = []): Promise<CallOutcome> {
     // Runtimes hand plugins their whole environment (NODE_EXTRA_CA_CERTS included).
-    const env: NodeJS.ProcessEnv = { ...process.env, CNI_COMMAND: command, CNI_PATH: this.pluginDirs.join(':') };
+    const env = this.environment(command);
     if (attachment) {
       env['CNI_CONTAINERID'] = attachment.containerId;
       env['CNI_NETNS'] = attachment.netns;
       env['CNI_IFNAME'] = attachment.ifname;
     }
-    const [file = '', ...args] = [...(this.nodePath ? ['nsenter', `--net=${this.nodePath}`] : []), ...prefix, this.locate(type)];
+    const [file = '', ...args] = [...(this.nodePath ? ['nsenter', `--net=${this.nodePath}`] : []), ...prefix, this.executable(type)];
+    this.counter?.noteCall();
     return run(file, args, JSON.stringify(config), env);
   }
 

@@ -35,7 +35,7 @@ export interface GrowthResult {
 const fillBlock = 10;
 
 export async function runGrowth(implementations: readonly Implementation[], levels: readonly number[], window: number, rounds: number): Promise<GrowthResult> {
-  const nodes = await Promise.all(implementations.map(() => BenchNode.create()));
+  const nodes = await Promise.all(implementations.map((implementation) => BenchNode.create(`growth, ${implementation.label}`, { resident: implementation.resident })));
   try {
     const works = implementations.map((implementation, index) => workload(implementation, nodes[index] as BenchNode, 'c', 'grow'));
     const windows = await Promise.all(nodes.map((node) => node.addContainers(window)));

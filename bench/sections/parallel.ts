@@ -1,6 +1,6 @@
 import { isTrestleType, portMapping, type Implementation } from '../impls.js';
 import { log } from '../log.js';
-import { BenchNode } from '../node.js';
+import { BenchNode, type DaemonCall } from '../node.js';
 import { rulesetCensus, type RulesetCensus } from '../ruleset.js';
 import { settleCpu } from '../settle.js';
 import { inTurn, workload } from '../workload.js';
@@ -14,6 +14,8 @@ export interface ParallelRun {
   failures: string[];
   duplicateAddresses: number;
   ruleset: RulesetCensus;
+  // The calls as the daemon timed them (none when one-shot).
+  daemonCalls: DaemonCall[];
 }
 
 function addresses(result: Record<string, unknown> | undefined): string[] {
@@ -22,7 +24,7 @@ function addresses(result: Record<string, unknown> | undefined): string[] {
 }
 
 async function runOnce(implementation: Implementation, count: number): Promise<ParallelRun> {
-  const node = await BenchNode.create();
+  const node = await BenchNode.create(`parallel, ${implementation.label}`, { resident: implementation.resident });
   try {
     const { runtime, list, nextId } = workload(implementation, node, 'c', 'par');
     const containers = await node.addContainers(count);
@@ -33,12 +35,15 @@ async function runOnce(implementation: Implementation, count: number): Promise<P
     );
     const wallMs = performance.now() - started;
     const assigned = outcomes.flatMap((outcome) => addresses(outcome.result));
+    const ruleset = await rulesetCensus(node, isTrestleType(implementation.types.portmap));
+    await node.destroy();
     return {
       implementation,
       wallMs,
       failures: outcomes.flatMap((outcome) => (outcome.error === undefined ? [] : [outcome.error])),
       duplicateAddresses: assigned.length - new Set(assigned).size,
-      ruleset: await rulesetCensus(node, isTrestleType(implementation.types.portmap)),
+      ruleset,
+      daemonCalls: node.daemonCalls,
     };
   } finally {
     await node.destroy();

@@ -1,6 +1,6 @@
 import { configNames, type ConfigName, type Implementation } from '../impls.js';
 import { log } from '../log.js';
-import { BenchNode } from '../node.js';
+import { BenchNode, type DaemonCall } from '../node.js';
 import { settleCpu } from '../settle.js';
 import { addThenDelete, inTurn, OpSamples, workload, type Workload } from '../workload.js';
 
@@ -13,16 +13,18 @@ export interface SequentialResult {
   config: ConfigName;
   add: OpSamples[];
   del: OpSamples[];
+  // Per implementation, the calls as its daemon timed them (none when one-shot).
+  daemonCalls: DaemonCall[][];
 }
 
 export async function runSequential(implementations: readonly Implementation[], n: number, roundSize: number): Promise<SequentialResult[]> {
   const results: SequentialResult[] = [];
   for (const config of configNames) {
-    const nodes = await Promise.all(implementations.map(() => BenchNode.create()));
+    const nodes = await Promise.all(implementations.map((implementation) => BenchNode.create(`sequential ${config}, ${implementation.label}`, { resident: implementation.resident })));
     try {
       const works = implementations.map((implementation, index) => workload(implementation, nodes[index] as BenchNode, config, `seq-${config}`));
       const containers = await Promise.all(nodes.map((node) => node.addContainers(roundSize)));
-      const result: SequentialResult = { config, add: implementations.map(() => new OpSamples()), del: implementations.map(() => new OpSamples()) };
+      const result: SequentialResult = { config, add: implementations.map(() => new OpSamples()), del: implementations.map(() => new OpSamples()), daemonCalls: [] };
       await settleCpu();
       const rounds = Math.ceil(n / roundSize);
       for (let round = 0; round < rounds; round += 1) {
@@ -32,6 +34,8 @@ export async function runSequential(implementations: readonly Implementation[], 
           await addThenDelete(works[index] as Workload, (containers[index] ?? []).slice(0, size), 20000, result.add[index] as OpSamples, result.del[index] as OpSamples);
         }
       }
+      for (const node of nodes) await node.destroy();
+      result.daemonCalls = nodes.map((node) => node.daemonCalls);
       results.push(result);
     } finally {
       for (const node of nodes) await node.destroy();
