@@ -1,4 +1,4 @@
-import { runPlugin } from '../../cni/oneshot.js';
+import { runPlugin } from '../../launcher/oneshot.js';
 
 // The implementation loads only for commands that need it: VERSION, which runtimes
 // call on every plugin they load, answers from the protocol layer alone.

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { writeAll } from '../util/output.js';
-import { CniError, ErrorCode, toErrorJson } from './errors.js';
-import { handleRequest, type Answer, type PluginSource } from './skel.js';
-import { latestVersion } from './version.js';
+import { CniError, ErrorCode, toErrorJson } from '../cni/errors.js';
+import { handleRequest, type Answer, type PluginSource } from '../cni/skel.js';
+import { latestVersion } from '../cni/version.js';
 
 function readStdin(): Buffer | CniError {
   try {
