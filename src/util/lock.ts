@@ -17,7 +17,26 @@ export class LockTimeoutError extends Error {
   }
 }
 
-export async function withDirectoryLock<T>(directory: string, lockPath: string, work: () => T | Promise<T>): Promise<T> {
+// Callers in this process wait for each other here, in order, instead of polling the
+// lock directory with back-off: a resident service runs many calls on one store at
+// once, and polling would make them take turns slowly.
+const queues = new Map<string, Promise<unknown>>();
+
+export function withDirectoryLock<T>(directory: string, lockPath: string, work: () => T | Promise<T>): Promise<T> {
+  const previous = queues.get(lockPath) ?? Promise.resolve();
+  const result = previous.then(
+    () => withFileLock(directory, lockPath, work),
+    () => withFileLock(directory, lockPath, work),
+  );
+  const tail = result.catch(() => undefined);
+  queues.set(lockPath, tail);
+  void tail.then(() => {
+    if (queues.get(lockPath) === tail) queues.delete(lockPath);
+  });
+  return result;
+}
+
+async function withFileLock<T>(directory: string, lockPath: string, work: () => T | Promise<T>): Promise<T> {
   mkdirSync(directory, { recursive: true, mode: 0o755 });
   let release: () => Promise<void>;
   try {
