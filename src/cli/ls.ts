@@ -4,11 +4,14 @@
 import { readdirSync } from 'node:fs';
 import { isValidIdentifier } from '../cni/validate.js';
 import { listAttachmentRules, type PortMapping } from '../firewall/state.js';
+import { readRecords } from '../attachments/records.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { parseAddress } from '../util/ip.js';
 
 export interface LsOptions {
   network?: string;
+  // "namespace/name": only that pod's addresses.
+  pod?: string;
   dataDir: string;
   stateDir: string;
 }
@@ -18,6 +21,8 @@ export interface AddressInUse {
   ip: string;
   containerId: string;
   ifname: string;
+  // "namespace/name" when a Kubernetes runtime named the pod.
+  pod?: string;
   ports: string[];
 }
 
@@ -58,10 +63,16 @@ export function addressesInUse(options: LsOptions): AddressInUse[] {
     for (const rules of listAttachmentRules(options.stateDir, 'portmap', network)) {
       ports.set(`${rules.containerId}/${rules.ifname}`, rules.portMappings.map(describeMapping));
     }
+    const pods = new Map<string, string>();
+    for (const record of readRecords(options.stateDir, network)) if (record.pod) pods.set(`${record.containerId}/${record.ifname}`, `${record.pod.namespace}/${record.pod.name}`);
     const reservations = new DiskStore(options.dataDir, network).list().sort((a, b) => compareAddresses(a.ip, b.ip));
     for (const reservation of reservations) {
-      rows.push({ network, ...reservation, ports: ports.get(`${reservation.containerId}/${reservation.ifname}`) ?? [] });
+      const owner = `${reservation.containerId}/${reservation.ifname}`;
+      const row: AddressInUse = { network, ...reservation, ports: ports.get(owner) ?? [] };
+      const pod = pods.get(owner);
+      if (pod !== undefined) row.pod = pod;
+      rows.push(row);
     }
   }
-  return rows;
+  return options.pod === undefined ? rows : rows.filter((row) => row.pod === options.pod);
 }

@@ -6,6 +6,7 @@ import { supportedVersions } from '../cni/version.js';
 import { defaultStateDir } from '../firewall/state.js';
 import { defaultDataDir } from '../ipam/host-local-config.js';
 import { diagnose } from './doctor.js';
+import { installCniUsage, runInstallCni } from './install-cni.js';
 import { addressesInUse, UsageError } from './ls.js';
 import { defaultConfDir } from './networks.js';
 import { renderTable } from './table.js';
@@ -14,7 +15,11 @@ const usage = `usage: trestle <command> [options]
 
 commands:
   demo                 show Trestle at work in a sandbox of network namespaces (root)
-  ls [network]         addresses in use and the host ports each container holds
+  ls [network]         addresses in use, the pod (when a Kubernetes runtime named it)
+                       and the host ports each container holds
+                         --pod NS/NAME    only that pod's
+  inspect ID|NS/POD    one attachment: addresses, veth, MACs, host ports, and each
+                       nft element it owns, checked against the kernel
                          --data-dir DIR   IPAM store (default ${defaultDataDir})
                          --state-dir DIR  firewall state (default ${defaultStateDir})
   doctor               check this node (run under 'ip netns exec NS' for another namespace)
@@ -23,8 +28,8 @@ commands:
   daemon               the resident service the plugins forward calls to (socket:
                          $TRESTLE_SOCKET, default /run/trestle/trestled.sock)
   daemon status        whether a daemon answers, its pid, uptime, build and load
-
-  --json               machine-readable output (ls, doctor, version, daemon status)
+${installCniUsage}
+  --json               machine-readable output (ls, inspect, doctor, version, daemon status)
 `;
 
 function print(text: string): void {
@@ -40,6 +45,7 @@ function parse(args: string[]) {
       'data-dir': { type: 'string', default: defaultDataDir },
       'state-dir': { type: 'string', default: defaultStateDir },
       'conf-dir': { type: 'string', default: defaultConfDir },
+      pod: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -51,6 +57,8 @@ async function run(argv: string[]): Promise<number> {
     print(usage);
     return command === undefined ? 2 : 0;
   }
+  // Its own options: parsed there.
+  if (command === 'install-cni') return runInstallCni(rest);
   const { values, positionals } = parse(rest);
   if (values.help) {
     print(usage);
@@ -64,11 +72,22 @@ async function run(argv: string[]): Promise<number> {
     }
     case 'ls': {
       if (positionals.length > 1) throw new UsageError('ls takes at most one network name');
-      const rows = addressesInUse({ network: positionals[0], dataDir: values['data-dir'], stateDir: values['state-dir'] });
+      const options: Parameters<typeof addressesInUse>[0] = { network: positionals[0], dataDir: values['data-dir'], stateDir: values['state-dir'] };
+      if (values.pod !== undefined) options.pod = values.pod;
+      const rows = addressesInUse(options);
       if (values.json) print(`${JSON.stringify(rows, null, 2)}\n`);
       else if (rows.length === 0) print(`no address in use${positionals[0] ? ` on network ${positionals[0]}` : ''} (store: ${values['data-dir']})\n`);
-      else print(renderTable(['NETWORK', 'IP', 'CONTAINER', 'IFNAME', 'PORTS'], rows.map((row) => [row.network, row.ip, row.containerId, row.ifname, row.ports.join(', ')])));
+      else print(renderTable(['NETWORK', 'IP', 'CONTAINER', 'IFNAME', 'POD', 'PORTS'], rows.map((row) => [row.network, row.ip, row.containerId, row.ifname, row.pod ?? '', row.ports.join(', ')])));
       return 0;
+    }
+    case 'inspect': {
+      if (positionals.length !== 1) throw new UsageError('inspect takes one container ID or NAMESPACE/POD');
+      const { describeInspection, inspect } = await import('./inspect.js');
+      const found = await inspect(positionals[0] as string, { dataDir: values['data-dir'], stateDir: values['state-dir'] });
+      if (values.json) print(`${JSON.stringify(found, null, 2)}\n`);
+      else if (found.length === 0) print(`no attachment of ${positionals[0]} is recorded (state: ${values['state-dir']})\n`);
+      else print(found.map(describeInspection).join('\n'));
+      return found.length > 0 ? 0 : 1;
     }
     case 'doctor': {
       const findings = await diagnose(values['conf-dir']);

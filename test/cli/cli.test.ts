@@ -36,7 +36,7 @@ t.test('ls lists the addresses in use and the ports each container holds', async
 
   const table = await trestle(sandbox, ['ls', ...stores]);
   t.equal(table.exitCode, 0, 'ls succeeds');
-  t.match(table.stdout, /NETWORK\s+IP\s+CONTAINER\s+IFNAME\s+PORTS/, 'a table with headings');
+  t.match(table.stdout, /NETWORK\s+IP\s+CONTAINER\s+IFNAME\s+POD\s+PORTS/, 'a table with headings');
   t.match(table.stdout, new RegExp(`${list.name}\\s+10\\.77\\.0\\.2\\s+${first.id}\\s+eth0\\s+8080->80/tcp`), 'the first container, with its port');
   t.match(table.stdout, new RegExp(`10\\.77\\.0\\.3\\s+${second.id}\\s+eth0\\s*$`, 'm'), 'the second container, without ports');
 

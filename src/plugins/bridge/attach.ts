@@ -21,6 +21,7 @@ import {
   type Link,
 } from '../../host/links.js';
 import { enableForwarding } from '../../host/sysctl.js';
+import { podOf, writeRecord, type AttachmentRecord } from '../../attachments/records.js';
 import { ipamClient } from '../../ipam/client.js';
 import { parsePrefix, prefixContains, parseAddress } from '../../util/ip.js';
 import { hostFailure } from '../failures.js';
@@ -166,6 +167,19 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
     if (plan.routes.length > 0) result.routes = plan.routes;
     const dns = context.config.dns ?? allocated.dns;
     if (dns) result.dns = dns;
+    const record: AttachmentRecord = {
+      ...owner,
+      netns: invocation.netns,
+      bridge: config.bridge,
+      hostVeth: side.hostVeth,
+      hostMac: side.hostMac,
+      containerMac: side.containerMac,
+      addresses: plan.ips.map((ip) => ip.address),
+      createdAt: new Date().toISOString(),
+    };
+    const pod = podOf(invocation.args);
+    if (pod) record.pod = pod;
+    writeRecord(config.stateDir, record);
     return result;
   } catch (error) {
     // Undo in reverse: the rules, the veth (deleting one end deletes both), what the

@@ -6,6 +6,9 @@ import { validateDirectory, validateInterfaceName } from '../../cni/validate.js'
 import { defaultStateDir } from '../../firewall/state.js';
 import { isValidMac } from '../../host/links.js';
 import { ipamArgKeys } from '../../ipam/args.js';
+
+// What Kubernetes runtimes pass about the pod; recorded for `trestle ls` and `inspect`.
+const kubernetesArgKeys = ['K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_UID', 'K8S_POD_INFRA_CONTAINER_ID'];
 import { quote } from '../../util/quote.js';
 
 export interface BridgeConfig {
@@ -70,7 +73,7 @@ function requestedMac(conf: NetConf, invocation: Invocation): string | undefined
 export function parseBridgeConfig(conf: NetConf, invocation: Invocation): BridgeConfig {
   const raw = conf.raw;
   rejectUnsupported(raw);
-  checkKnownArgs(invocation.args, [...ipamArgKeys, 'MAC']);
+  checkKnownArgs(invocation.args, [...ipamArgKeys, 'MAC', ...kubernetesArgKeys]);
   const bridge = raw['bridge'] ?? defaultBridgeName;
   if (typeof bridge !== 'string') throw invalid('"bridge" must be an interface name');
   validateInterfaceName(bridge, '"bridge"', ErrorCode.InvalidConfig);

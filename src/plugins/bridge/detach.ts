@@ -3,6 +3,7 @@ import { NftablesFirewall } from '../../firewall/nftables.js';
 import { runIpBatch } from '../../host/ip.js';
 import { deleteLink, listLinks } from '../../host/links.js';
 import { namespaceExists } from '../../host/netns.js';
+import { removeRecord } from '../../attachments/records.js';
 import { ipamClient } from '../../ipam/client.js';
 import { hostFailure } from '../failures.js';
 import type { BridgeConfig } from './config.js';
@@ -34,4 +35,5 @@ export async function detach(context: PluginContext, config: BridgeConfig): Prom
     hostFailure(error);
   }
   await ipamClient(context).del();
+  removeRecord(config.stateDir, owner);
 }

@@ -3,6 +3,7 @@ import type { Plugin, PluginContext } from '../../cni/skel.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
 import { runIpBatch } from '../../host/ip.js';
 import { deleteLink, listLinks } from '../../host/links.js';
+import { collectRecords } from '../../attachments/records.js';
 import { ipamClient } from '../../ipam/client.js';
 import { hostFailure } from '../failures.js';
 import { attach } from './attach.js';
@@ -28,7 +29,11 @@ async function collectGarbage(context: PluginContext): Promise<void> {
     hostFailure(error);
   }
   await ipamClient(context).gc();
+  collectRecords(config.stateDir, network, keep, recordGraceMs);
 }
+
+// A record being written right now is a temporary file for a moment at most.
+const recordGraceMs = 60_000;
 
 export const bridgePlugin: Plugin = {
   add: (context) => attach(context, parseBridgeConfig(context.config, context.invocation)),
