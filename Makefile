@@ -63,6 +63,13 @@ sea: dist/sea/trestle
 dist/sea/trestle: node_modules/.package-lock.json $(SOURCES) scripts/build-sea.mjs
 	node scripts/build-sea.mjs
 
+# The container image of conf/kubernetes/trestle.yaml, built without a Docker engine:
+# dist/image/trestle.tar (localhost/trestle:<version>), a docker-archive that
+# `kind load image-archive` and `ctr images import` take.
+.PHONY: image
+image: build sea
+	node scripts/build-image.mjs
+
 install: build $(if $(filter sea,$(INSTALL_FORM)),sea)
 	node scripts/install.mjs install
 
