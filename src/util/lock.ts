@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import lockfile from 'proper-lockfile';
 
 // A directory lock between processes (proper-lockfile: mkdir, and an mtime refreshed
@@ -6,14 +6,61 @@ import lockfile from 'proper-lockfile';
 // `staleMs` the next caller takes the lock over: a dead holder costs at most ~2 s,
 // never an error. The kernel's flock would cost nothing, but Node has no flock.
 const staleMs = 2_000;
-// Long enough to outlast a dead holder several times over, short enough that the
-// runtime hears "try again later" well before its own timeout.
-const maxWaitMs = 8_000;
+// How long one live holder may keep the lock before a waiter gives up ("try again
+// later"): long enough to outlast a dead holder several times over. Waiting behind many
+// holders in turn (a burst of calls on a node) is progress and goes on, up to the
+// overall bound, well before a runtime's own timeout.
+const maxHoldMs = 8_000;
+const maxWaitMs = 60_000;
 
 export class LockTimeoutError extends Error {
-  constructor(readonly lockPath: string) {
-    super(`${lockPath} is held by another live process; gave up after ${maxWaitMs / 1000} s`);
+  constructor(readonly lockPath: string, waitedMs: number) {
+    super(`${lockPath} is held by another live process; gave up after ${Math.round(waitedMs / 1000)} s`);
     this.name = 'LockTimeoutError';
+  }
+}
+
+// Which holder has the lock now: each takes it with a new directory.
+function holderOf(lockPath: string): string | undefined {
+  try {
+    const stat = statSync(lockPath);
+    return `${stat.ino}:${stat.birthtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+async function acquire(directory: string, lockPath: string): Promise<() => Promise<void>> {
+  const started = Date.now();
+  let holder: string | undefined;
+  let holderSince = started;
+  let delayMs = 2;
+  for (;;) {
+    try {
+      return await lockfile.lock(directory, {
+        lockfilePath: lockPath,
+        realpath: false,
+        stale: staleMs,
+        update: staleMs / 2,
+        // A holder whose refresh was late (a blocked event loop) loses the lock to a
+        // waiter. The default answer, an exception thrown from a timer, would kill the
+        // process half-way; the work under these locks is written to survive a second
+        // holder (exclusive creates, idempotent element changes).
+        onCompromised: () => undefined,
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+    }
+    const now = Date.now();
+    const current = holderOf(lockPath);
+    if (current !== holder) {
+      holder = current;
+      holderSince = now;
+    } else if (now - holderSince > maxHoldMs || now - started > maxWaitMs) {
+      throw new LockTimeoutError(lockPath, now - started);
+    }
+    await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random())));
+    delayMs = Math.min(delayMs * 1.3, 50);
   }
 }
 
@@ -38,24 +85,7 @@ export function withDirectoryLock<T>(directory: string, lockPath: string, work: 
 
 async function withFileLock<T>(directory: string, lockPath: string, work: () => T | Promise<T>): Promise<T> {
   mkdirSync(directory, { recursive: true, mode: 0o755 });
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile.lock(directory, {
-      lockfilePath: lockPath,
-      realpath: false,
-      stale: staleMs,
-      update: staleMs / 2,
-      retries: { retries: 10_000, minTimeout: 2, maxTimeout: 50, factor: 1.3, randomize: true, maxRetryTime: maxWaitMs },
-      // A holder whose refresh was late (a blocked event loop) loses the lock to a
-      // waiter. The default answer, an exception thrown from a timer, would kill the
-      // process half-way; the work under these locks is written to survive a second
-      // holder (exclusive creates, idempotent element changes).
-      onCompromised: () => undefined,
-    });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw new LockTimeoutError(lockPath);
-    throw error;
-  }
+  const release = await acquire(directory, lockPath);
   try {
     return await work();
   } finally {
