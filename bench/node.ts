@@ -103,7 +103,7 @@ export class BenchNode implements CallCounter {
       return;
     }
     if (answer.pid !== this.daemonPid) {
-      daemonTrouble.push(`${this.purpose}: the daemon restarted (pid ${this.daemonPid} → ${answer.pid}); calls before it ran one-shot`);
+      daemonTrouble.push(`${this.purpose}: the daemon moved to another build during the run (pid ${this.daemonPid} → ${answer.pid}: someone rebuilt); the call that met it and those while it restarted ran one-shot`);
       process.kill(answer.pid, 'SIGKILL');
       return;
     }
