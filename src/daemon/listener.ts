@@ -1,4 +1,4 @@
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, type Server } from 'node:net';
 import { dirname } from 'node:path';
 
@@ -49,8 +49,11 @@ async function clearStaleSocket(path: string): Promise<void> {
 
 export async function listen(server: Server, source: SocketSource): Promise<void> {
   if (source.kind === 'path') {
-    mkdirSync(dirname(source.path), { recursive: true, mode: 0o700 });
-    chmodSync(dirname(source.path), 0o700);
+    const dir = dirname(source.path);
+    const created = mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Our own directory is made root-only; a shared one (sticky, like /tmp) is left as
+    // it is: the socket itself is 0600 either way.
+    if (created !== undefined || (statSync(dir).mode & 0o1000) === 0) chmodSync(dir, 0o700);
     await clearStaleSocket(source.path);
   }
   // The socket is created 0600 from the start: no moment when others may connect.

@@ -171,6 +171,12 @@ export class Sandbox {
   }
 
   async destroy(): Promise<void> {
+    // A daemon that moved to a new build mid-test is a replacement we did not start:
+    // the socket says who serves it now.
+    if (this.daemons.length > 0) {
+      const serving = await queryDaemon(this.socketPath, 500);
+      if (serving.running && !this.daemons.includes(serving.pid)) this.daemons.push(serving.pid);
+    }
     for (const pid of this.daemons) {
       try {
         process.kill(pid, 'SIGKILL');
