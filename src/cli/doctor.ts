@@ -2,9 +2,9 @@
 // do about each problem. It reads the namespace it runs in (run it under
 // `ip netns exec` to inspect another one) and changes nothing.
 import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { installedBuild, runningBundleDirectory } from '../daemon/build-id.js';
+import { probeSocket } from '../daemon/listener.js';
 import { queryDaemon } from '../daemon/query.js';
 import { socketPath } from '../daemon/wire.js';
 import { ownerMatches } from '../plugins/bridge/owner.js';
@@ -45,23 +45,6 @@ function tools(): Finding[] {
   ];
 }
 
-// Whether a socket accepts connections: the native client runs a call one-shot exactly
-// when it cannot connect, and answers 11 when it connects but gets no proper answer.
-function accepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(path);
-    socket.setTimeout(1_000, () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 // The installed client's build id: trestle.build beside the CLI's bundle, or beside the
 // single executable (where `trestle daemon` reads its own).
 function clientBuild(): { build: string | undefined; file: string } {
@@ -77,7 +60,9 @@ async function daemon(): Promise<Finding> {
   const path = socketPath(process.env);
   const answer = await queryDaemon(path);
   if (!answer.running) {
-    if (await accepts(path)) {
+    // The native client runs a call one-shot exactly when it cannot connect, and
+    // answers 11 when it connects but gets no proper answer.
+    if ((await probeSocket(path)) === 'accepts') {
       return { check, verdict: 'fail', detail: `${path} accepts calls but gives no answer (${answer.reason}): every call fails with code 11 until that process is restarted or the socket removed` };
     }
     return { check, verdict: 'ok', detail: `no daemon answers on ${path} (${answer.reason}): calls run one-shot` };

@@ -15,21 +15,21 @@ export function activatedSocket(environment: NodeJS.ProcessEnv): SocketSource | 
 
 export class AlreadyServedError extends Error {}
 
-// True when a daemon answers on `path` now.
-function answers(path: string): Promise<boolean> {
+// What is at a socket path now: a listener that accepts, one that does not even
+// accept within a second (stopped, or its backlog full), or none.
+export function probeSocket(path: string): Promise<'accepts' | 'silent' | 'absent'> {
   return new Promise((resolve) => {
     const socket = connect(path);
     socket.setTimeout(1_000);
     socket.once('connect', () => {
       socket.destroy();
-      resolve(true);
+      resolve('accepts');
     });
     socket.once('timeout', () => {
-      // Accepting but silent is still a live listener: never take its socket away.
       socket.destroy();
-      resolve(true);
+      resolve('silent');
     });
-    socket.once('error', () => resolve(false));
+    socket.once('error', () => resolve('absent'));
   });
 }
 
@@ -43,7 +43,8 @@ async function clearStaleSocket(path: string): Promise<void> {
     return;
   }
   if (!stat.isSocket()) throw new Error(`${path} exists and is not a socket: remove it or choose another path with TRESTLE_SOCKET`);
-  if (await answers(path)) throw new AlreadyServedError(`another Trestle daemon already answers on ${path}`);
+  // Accepting but silent is still a live listener: never take its socket away.
+  if ((await probeSocket(path)) !== 'absent') throw new AlreadyServedError(`another Trestle daemon already answers on ${path}`);
   unlinkSync(path);
 }
 

@@ -42,7 +42,8 @@ export class ChainError extends Error {
 
 export type Json = Record<string, unknown>;
 
-function pluginConfig(list: ConfList, plugin: Json, attachment: Attachment | undefined, prevResult: unknown): Json {
+// What one plugin of the list reads on stdin, as libcni builds it.
+export function pluginConfig(list: ConfList, plugin: Json, attachment: Attachment | undefined, prevResult: unknown): Json {
   const config: Json = { ...plugin, cniVersion: list.cniVersion, name: list.name };
   const capabilities = plugin['capabilities'] as Record<string, boolean> | undefined;
   if (capabilities && attachment?.capabilities) {

@@ -31,6 +31,21 @@ function quote(text: string): string {
 }
 
 
+// Processes whose command line names a containerd socket: that daemon's shims only.
+export function shimsOf(socket: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(join('/proc', entry, 'cmdline'), 'utf8').split('\0');
+      if (args.some((arg) => arg.includes('containerd-shim')) && args.includes(socket)) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -229,19 +244,8 @@ export class Containerd {
     return String(listing.stdout).split('\n').filter((line) => line.trim() !== '');
   }
 
-  // Processes whose command line names our socket: the shims of this daemon only.
   private ownShims(): number[] {
-    const pids: number[] = [];
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const args = readFileSync(join('/proc', entry, 'cmdline'), 'utf8').split('\0');
-        if (args.some((arg) => arg.includes('containerd-shim')) && args.includes(this.socket)) pids.push(Number(entry));
-      } catch {
-        // Gone meanwhile.
-      }
-    }
-    return pids;
+    return shimsOf(this.socket);
   }
 
   // Processes still in the cgroups our containers were given.

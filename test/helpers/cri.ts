@@ -21,6 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { execa, type ResultPromise } from 'execa';
 import { repoRoot, type Sandbox } from '../../src/sandbox/sandbox.js';
+import { shimsOf } from './containerd.js';
 import { findProgram } from './programs.js';
 
 export type Json = Record<string, any>;
@@ -461,19 +462,8 @@ export class CriContainerd {
     return { status, netns, pid: Number(info['pid'] ?? 0) };
   }
 
-  // Processes whose command line names our socket: this daemon's shims only.
   private ownShims(): number[] {
-    const pids: number[] = [];
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const args = readFileSync(join('/proc', entry, 'cmdline'), 'utf8').split('\0');
-        if (args.some((arg) => arg.includes('containerd-shim')) && args.includes(this.socket)) pids.push(Number(entry));
-      } catch {
-        // Gone meanwhile.
-      }
-    }
-    return pids;
+    return shimsOf(this.socket);
   }
 
   // The pods' cgroups (one per sandbox under our parent), deepest first.

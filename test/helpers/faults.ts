@@ -9,7 +9,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
-import type { Attachment, ConfList } from '../../src/runtime/chain.js';
+import { pluginConfig, type Attachment, type ConfList } from '../../src/runtime/chain.js';
 import { referenceBin, repoRoot, trestleBin, type Sandbox } from '../../src/sandbox/sandbox.js';
 import { toOutcome, type Json, type Outcome } from './bridge.js';
 import { findProgram } from './programs.js';
@@ -87,15 +87,7 @@ export function hostPorts(base: number): PortMapping[] {
 
 // What one plugin of the list reads on stdin, as libcni builds it.
 export function pluginInput(list: ConfList, plugin: Json, attachment: Attachment | undefined, prevResult?: Json, extra: Json = {}): Json {
-  const config: Json = { ...plugin, cniVersion: list.cniVersion, name: list.name };
-  const capabilities = plugin['capabilities'] as Record<string, boolean> | undefined;
-  if (capabilities && attachment?.capabilities) {
-    const runtimeConfig: Json = {};
-    for (const [key, value] of Object.entries(attachment.capabilities)) if (capabilities[key]) runtimeConfig[key] = value;
-    if (Object.keys(runtimeConfig).length > 0) config['runtimeConfig'] = runtimeConfig;
-  }
-  if (prevResult !== undefined) config['prevResult'] = prevResult;
-  return { ...config, ...extra };
+  return { ...pluginConfig(list, plugin, attachment, prevResult), ...extra };
 }
 
 // trestle-host-local run on its own with the bridge's configuration, as the bridge
