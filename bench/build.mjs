@@ -3,15 +3,11 @@
 // bench/exec-timer.c too, static with musl like the client it times.
 import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
+import { toolBundle } from '../scripts/bundle-options.mjs';
 
 await build({
   entryPoints: ['bench/main.ts'],
   outfile: 'dist/bench.mjs',
-  bundle: true,
-  packages: 'external',
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  logLevel: 'warning',
+  ...toolBundle,
 });
 execFileSync('musl-gcc', ['-static', '-O2', '-Wall', '-Wextra', '-o', 'dist/bench-exec-timer', 'bench/exec-timer.c'], { stdio: 'inherit' });

@@ -17,3 +17,14 @@ export const programBundle = {
   alias: { 'graceful-fs': 'node:fs' },
   logLevel: 'error',
 };
+
+// The developer tools that run from the repository (bench, soak): one ES module each,
+// with their dependencies left in node_modules, since they start once per run.
+export const toolBundle = {
+  bundle: true,
+  packages: 'external',
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  logLevel: 'warning',
+};

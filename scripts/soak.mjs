@@ -4,6 +4,7 @@
 // runs for minutes. Stops by itself and removes its sandbox, also on Ctrl-C.
 //   node scripts/soak.mjs [--cycles 1000] [--seed N] [--lanes 4] [--kill-rate 0.3]
 import { build } from 'esbuild';
+import { toolBundle } from './bundle-options.mjs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -32,12 +33,7 @@ const bundle = join(repo, 'dist', 'soak.mjs');
 await build({
   stdin: { contents: "export * from './test/helpers/faults.ts';\nexport { Sandbox } from './src/sandbox/sandbox.ts';\n", resolveDir: repo, loader: 'ts', sourcefile: 'soak-entry.ts' },
   outfile: bundle,
-  bundle: true,
-  packages: 'external',
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  logLevel: 'warning',
+  ...toolBundle,
 });
 const faults = await import(pathToFileURL(bundle).href);
 const { Random, Sandbox } = faults;

@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { debrisGraceMs, olderThan } from '../util/debris.js';
 import { digest } from '../util/digest.js';
 
 // What trestle-bridge made for one attachment, kept for the people who run the node
@@ -94,17 +95,13 @@ export function readRecords(stateDir: string, network?: string): AttachmentRecor
 }
 
 // Records of attachments that are not among `keep`, damaged records, and temporary
-// files older than `graceMs`.
-export function collectRecords(stateDir: string, network: string, keep: readonly Key[], graceMs: number): void {
+// files left by a writer that died.
+export function collectRecords(stateDir: string, network: string, keep: readonly Key[]): void {
   const dir = recordsDir(stateDir, network);
   for (const file of names(dir)) {
     const path = join(dir, file);
     if (file.endsWith('.tmp')) {
-      try {
-        if (statSync(path).mtimeMs < Date.now() - graceMs) rmSync(path, { force: true });
-      } catch {
-        // Gone meanwhile.
-      }
+      if (olderThan(path, debrisGraceMs)) rmSync(path, { force: true });
       continue;
     }
     let value: unknown;

@@ -13,7 +13,7 @@ import { ipJson } from '../host/ip.js';
 import { nftJson } from '../host/nft.js';
 import { readSysctl } from '../host/sysctl.js';
 import { DiskStore } from '../ipam/disk-store.js';
-import { debrisGraceMs } from '../ipam/host-local.js';
+import { debrisGraceMs } from '../util/debris.js';
 import { execFile } from '../util/exec.js';
 import { formatPrefix, netmask, parsePrefix, type Prefix } from '../util/ip.js';
 import { readConfDir, type NetworkSummary } from './networks.js';

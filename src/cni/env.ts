@@ -22,7 +22,7 @@ export interface Invocation {
 type Variable = 'CNI_CONTAINERID' | 'CNI_NETNS' | 'CNI_IFNAME' | 'CNI_PATH';
 
 // Which variables each command needs, as the reference skel requires them.
-const required: Record<Command, readonly Variable[]> = {
+export const requiredVariables: Record<Command, readonly Variable[]> = {
   ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
   CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
   DEL: ['CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_PATH'],
@@ -41,7 +41,7 @@ export function parseCommand(value: string | undefined): Command {
 
 export function parseInvocation(env: Environment): Invocation {
   const command = parseCommand(env['CNI_COMMAND']);
-  const missing = required[command].filter((name) => (env[name] ?? '') === '');
+  const missing = requiredVariables[command].filter((name) => (env[name] ?? '') === '');
   if (missing.length > 0) {
     throw new CniError(ErrorCode.InvalidEnvironment, `required environment variables missing for ${command}: ${missing.join(', ')}`);
   }

@@ -37,7 +37,7 @@ export interface Answer {
 }
 
 // Commands newer than the first spec versions; older configurations may not ask for them.
-const minimumVersion: Partial<Record<Invocation['command'], string>> = {
+export const minimumVersion: Partial<Record<Invocation['command'], string>> = {
   CHECK: '0.4.0',
   STATUS: '1.1.0',
   GC: '1.1.0',

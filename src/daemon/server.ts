@@ -9,7 +9,7 @@ import { listen, type SocketSource } from './listener.js';
 import { Metrics } from './metrics.js';
 import { plugins } from './plugins.js';
 import { Pools } from './pools.js';
-import { KeyedQueue } from './queue.js';
+import { KeyedQueue } from '../util/keyed-queue.js';
 import { decodeCall, header, WireError } from './wire.js';
 
 // The client reads at most this much stdin; the environment is small.
@@ -138,7 +138,8 @@ export class Daemon {
     this.metrics.inFlight++;
     const started = process.hrtime.bigint();
     try {
-      const answer = await this.queue.run(attachmentKey(environment, stdin), () => {
+      const key = attachmentKey(environment, stdin);
+      const answer = await this.queue.run(key, () => {
         // A client that gave up (its bound passed while the call waited, or the daemon
         // was stopped) has told the runtime the call failed: it must not happen later.
         if (request.socket.destroyed || response.writableEnded) return Promise.resolve(undefined);
@@ -160,7 +161,7 @@ export class Daemon {
       }
       this.metrics.record(pluginName, command, code, seconds);
       if (command === 'ADD' && answer.exitCode === 0) this.pools.noteCall(stdin);
-      const [network, container, ifname] = attachmentKey(environment, stdin).split('\0');
+      const [network, container, ifname] = key.split('\0');
       this.options.log(`${command || '-'} ${pluginName} network=${network || '-'} container=${container || '-'} ifname=${ifname || '-'} ${(seconds * 1000).toFixed(1)}ms code=${code}`);
       const stderr = answer.log.map((line) => `${pluginName}: ${line}\n`).join('');
       const stdout = Buffer.from(answer.stdout);

@@ -6,6 +6,7 @@ import { runNftScript } from '../host/nft.js';
 import { linkPresent } from '../host/presence.js';
 import { enableRouteLocalnet } from '../host/sysctl.js';
 import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Family } from '../util/ip.js';
+import { debrisGraceMs, olderThan } from '../util/debris.js';
 import { withDirectoryLock } from '../util/lock.js';
 import { AttachmentGoneError, MissingRulesError, PortConflictError, type Firewall, type MasqueradeAddress, type Owner, type PortMappingOptions } from './firewall.js';
 import { listKernelElements } from './kernel.js';
@@ -15,7 +16,6 @@ import {
   firewallDir,
   listAttachmentRules,
   listNetworks,
-  olderThan,
   readAttachmentRules,
   removeAttachmentRules,
   ruleOwners,
@@ -30,8 +30,6 @@ import {
 
 const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
 const protocols = new Set(['tcp', 'udp', 'sctp']);
-// A temporary record older than this belongs to a writer that died.
-const debrisGraceMs = 60_000;
 
 // Every value that reaches a script is parsed and printed again by us, so nothing a
 // caller passes can become nft syntax.
@@ -129,7 +127,7 @@ export class NftablesFirewall implements Firewall {
       } catch (error) {
         // The key may be held by an element nobody owns (an nft process that outlived
         // a killed plugin committed it): that one is garbage, not a conflict.
-        if (!isFileExists(error) || !rules.elements.some((element) => isMapSet(element.set) && !this.ownedByOthers(id, element))) throw error;
+        if (!isFileExists(error) || !rules.elements.some((element) => isMapSet(element.set) && !this.owners.heldByOthers(id, element))) throw error;
         await this.reconcileKernel();
         await this.apply(lines);
       }
@@ -138,13 +136,6 @@ export class NftablesFirewall implements Firewall {
       removeAttachmentRules(this.stateDir, kind, rules);
       throw error;
     }
-  }
-
-  private ownedByOthers(id: string, element: RuleElement): boolean {
-    for (const { marker } of this.owners.markers()) {
-      if (marker && marker.owner !== id && marker.element.set === element.set && marker.element.key === element.key) return true;
-    }
-    return false;
   }
 
   private async uninstall(kind: RuleOwner, owner: Owner): Promise<AttachmentRules | undefined> {
@@ -325,7 +316,7 @@ export class NftablesFirewall implements Firewall {
           removed.push({ network: rules.network, containerId: rules.containerId, ifname: rules.ifname });
         }
         for (const file of listing.unreadable) await this.removeDamagedRecord(network, file);
-        for (const file of listing.temporary) if (olderThan(file, debrisGraceMs)) removeFile(file);
+        for (const file of listing.temporary) if (olderThan(file, debrisGraceMs)) rmSync(file, { force: true });
       }
       this.checkIndex();
       await this.reconcileKernel();
@@ -336,7 +327,7 @@ export class NftablesFirewall implements Firewall {
   private async removeDamagedRecord(network: string, file: string): Promise<void> {
     const id = `${network}/${file.slice(file.lastIndexOf('/') + 1)}`;
     await this.removeElements(id, this.markedElements(id));
-    removeFile(file);
+    rmSync(file, { force: true });
   }
 
   // Markers that are damaged, or whose owner has no record any more, own nothing.
@@ -350,8 +341,4 @@ export class NftablesFirewall implements Firewall {
     }
     this.owners.pruneEmpty();
   }
-}
-
-function removeFile(path: string): void {
-  rmSync(path, { force: true });
 }

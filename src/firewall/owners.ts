@@ -77,6 +77,12 @@ export class OwnerIndex {
     }
   }
 
+  // Whether an owner other than `owner` holds the element.
+  heldByOthers(owner: string, element: RuleElement): boolean {
+    const marker = digest(owner);
+    return this.ownersIn(this.keyDir(element.set, element.key)).some((name) => name !== marker);
+  }
+
   isOwned(set: string, key: string): boolean {
     return this.ownersIn(this.keyDir(set, key)).length > 0;
   }

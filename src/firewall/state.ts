@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { digest } from '../util/digest.js';
 import { isSafeElementText, knownSets } from './ruleset.js';
@@ -180,14 +180,6 @@ export function scanAttachmentRules(stateDir: string, kind: RuleOwner, network?:
 
 export function listNetworks(stateDir: string): string[] {
   return safeReaddir(firewallDir(stateDir)).filter((name) => name !== 'elements' && !name.endsWith('.lock'));
-}
-
-export function olderThan(path: string, ageMs: number): boolean {
-  try {
-    return statSync(path).mtimeMs < Date.now() - ageMs;
-  } catch {
-    return false;
-  }
 }
 
 function safeReaddir(dir: string): string[] {

@@ -1,6 +1,7 @@
-import { closeSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isValidIdentifier } from '../cni/validate.js';
+import { olderThan } from '../util/debris.js';
 import { withDirectoryLock } from '../util/lock.js';
 import type { Reservation, Store } from './store.js';
 
@@ -145,7 +146,6 @@ export class DiskStore implements Store {
   // Entries no owner can release (see Store.removeDebris), by name.
   findDebris(graceMs: number): string[] {
     const found: string[] = [];
-    const cutoff = Date.now() - graceMs;
     for (const name of this.names()) {
       const temporary = name.startsWith(temporaryPrefix) && name.endsWith(temporarySuffix);
       if (!temporary) {
@@ -154,11 +154,7 @@ export class DiskStore implements Store {
         // A directory or a file we cannot open is not ours to judge.
         if (content === undefined || typeof parseRecord(content) === 'object') continue;
       }
-      try {
-        if (statSync(join(this.directory, name)).mtimeMs <= cutoff) found.push(name);
-      } catch {
-        // Gone meanwhile.
-      }
+      if (olderThan(join(this.directory, name), graceMs)) found.push(name);
     }
     return found;
   }

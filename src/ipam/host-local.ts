@@ -3,6 +3,7 @@ import type { Attachment } from '../cni/config.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
 import type { Dns, IpConfig, Result } from '../cni/result.js';
 import { formatAddress, parseAddress } from '../util/ip.js';
+import { debrisGraceMs } from '../util/debris.js';
 import { LockTimeoutError } from '../util/lock.js';
 import { allocate } from './allocator.js';
 import { DiskStore } from './disk-store.js';
@@ -14,10 +15,6 @@ export function openStore(config: HostLocalConfig): Store {
   return new DiskStore(config.dataDir, config.network);
 }
 
-// How long an unusable reservation or a temporary file must sit untouched before GC
-// removes it: far longer than any writer of ours (or the reference's) between its
-// create and its write.
-export const debrisGraceMs = 60_000;
 
 async function locked<T>(store: Store, work: () => T): Promise<T> {
   try {

@@ -1,5 +1,6 @@
 import { mkdirSync, statSync } from 'node:fs';
 import lockfile from 'proper-lockfile';
+import { KeyedQueue } from './keyed-queue.js';
 
 // A directory lock between processes (proper-lockfile: mkdir, and an mtime refreshed
 // every second while held). A holder that was killed stops refreshing it, and after
@@ -67,20 +68,10 @@ async function acquire(directory: string, lockPath: string): Promise<() => Promi
 // Callers in this process wait for each other here, in order, instead of polling the
 // lock directory with back-off: a resident service runs many calls on one store at
 // once, and polling would make them take turns slowly.
-const queues = new Map<string, Promise<unknown>>();
+const waiting = new KeyedQueue();
 
 export function withDirectoryLock<T>(directory: string, lockPath: string, work: () => T | Promise<T>): Promise<T> {
-  const previous = queues.get(lockPath) ?? Promise.resolve();
-  const result = previous.then(
-    () => withFileLock(directory, lockPath, work),
-    () => withFileLock(directory, lockPath, work),
-  );
-  const tail = result.catch(() => undefined);
-  queues.set(lockPath, tail);
-  void tail.then(() => {
-    if (queues.get(lockPath) === tail) queues.delete(lockPath);
-  });
-  return result;
+  return waiting.run(lockPath, () => withFileLock(directory, lockPath, work));
 }
 
 async function withFileLock<T>(directory: string, lockPath: string, work: () => T | Promise<T>): Promise<T> {

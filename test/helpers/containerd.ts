@@ -46,12 +46,33 @@ export function shimsOf(socket: string): number[] {
   return pids;
 }
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch {
     return false;
+  }
+}
+
+export function killAll(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+// The cgroup v2 root, or each v1 hierarchy (and the hybrid's unified one).
+export function cgroupRoots(): string[] {
+  const base = '/sys/fs/cgroup';
+  if (existsSync(join(base, 'cgroup.controllers'))) return [base];
+  try {
+    return readdirSync(base).map((entry) => join(base, entry));
+  } catch {
+    return [];
   }
 }
 
@@ -251,7 +272,7 @@ export class Containerd {
   // Processes still in the cgroups our containers were given.
   private cgroupMembers(): number[] {
     const pids = new Set<number>();
-    for (const root of this.cgroupRoots()) {
+    for (const root of cgroupRoots()) {
       for (const cgroup of this.cgroups) {
         try {
           for (const line of readFileSync(join(root, cgroup, 'cgroup.procs'), 'utf8').split('\n')) if (line.trim() !== '') pids.add(Number(line));
@@ -261,27 +282,6 @@ export class Containerd {
       }
     }
     return [...pids];
-  }
-
-  // The cgroup v2 root, or each v1 hierarchy (and the hybrid's unified one).
-  private cgroupRoots(): string[] {
-    const base = '/sys/fs/cgroup';
-    if (existsSync(join(base, 'cgroup.controllers'))) return [base];
-    try {
-      return readdirSync(base).map((entry) => join(base, entry));
-    } catch {
-      return [];
-    }
-  }
-
-  private static kill(pids: readonly number[], signal: NodeJS.Signals): void {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, signal);
-      } catch {
-        // Already gone.
-      }
-    }
   }
 
   // Runs before the sandbox is destroyed, whatever state the test left: tasks and
@@ -295,14 +295,14 @@ export class Containerd {
         await this.ctr(['task', 'delete', '--force', name]);
         await this.ctr(['container', 'delete', name]);
       }
-      Containerd.kill([daemon.pid], 'SIGTERM');
+      killAll([daemon.pid], 'SIGTERM');
       for (let waited = 0; waited < 100 && daemon.exitCode === null; waited++) await sleep(100);
-      if (daemon.exitCode === null) Containerd.kill([daemon.pid], 'SIGKILL');
+      if (daemon.exitCode === null) killAll([daemon.pid], 'SIGKILL');
       await daemon;
     }
-    Containerd.kill([...this.ownShims(), ...this.cgroupMembers()], 'SIGKILL');
+    killAll([...this.ownShims(), ...this.cgroupMembers()], 'SIGKILL');
     for (let waited = 0; waited < 50 && [...this.ownShims(), ...this.cgroupMembers()].some(alive); waited++) await sleep(100);
-    for (const root of this.cgroupRoots()) {
+    for (const root of cgroupRoots()) {
       for (const cgroup of this.cgroups) {
         try {
           rmdirSync(join(root, cgroup));

@@ -21,7 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { execa, type ResultPromise } from 'execa';
 import { repoRoot, type Sandbox } from '../../src/sandbox/sandbox.js';
-import { shimsOf } from './containerd.js';
+import { alive, cgroupRoots, killAll, shimsOf } from './containerd.js';
 import { findProgram } from './programs.js';
 
 export type Json = Record<string, any>;
@@ -235,36 +235,6 @@ export class CriClient {
 }
 
 // ---- the private containerd ----
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function kill(pids: readonly number[], signal: NodeJS.Signals): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // Already gone.
-    }
-  }
-}
-
-// The cgroup v2 root, or each v1 hierarchy (and the hybrid's unified one).
-function cgroupRoots(): string[] {
-  const base = '/sys/fs/cgroup';
-  if (existsSync(join(base, 'cgroup.controllers'))) return [base];
-  try {
-    return readdirSync(base).map((entry) => join(base, entry));
-  } catch {
-    return [];
-  }
-}
 
 // In the mount namespace the holder creates: every mount below is made under a mount
 // that is private there first, so that none of them reaches the machine even where
@@ -508,14 +478,14 @@ export class CriContainerd {
       } catch {
         // containerd is not answering: what it left is removed below.
       }
-      kill([daemon.pid], 'SIGTERM');
+      killAll([daemon.pid], 'SIGTERM');
       for (let waited = 0; waited < 50 && daemon.exitCode === null; waited++) await sleep(100);
-      if (daemon.exitCode === null) kill([daemon.pid], 'SIGKILL');
+      if (daemon.exitCode === null) killAll([daemon.pid], 'SIGKILL');
       await daemon;
     }
     this.criClient?.close();
-    kill([...this.ownShims(), ...this.cgroupMembers()], 'SIGKILL');
-    if (this.holder?.pid !== undefined && this.holder.exitCode === null) kill([this.holder.pid], 'SIGKILL');
+    killAll([...this.ownShims(), ...this.cgroupMembers()], 'SIGKILL');
+    if (this.holder?.pid !== undefined && this.holder.exitCode === null) killAll([this.holder.pid], 'SIGKILL');
     await this.holder;
     for (let waited = 0; waited < 50 && [...this.ownShims(), ...this.cgroupMembers()].some(alive); waited++) await sleep(100);
     for (const netns of this.podNamespaces) {

@@ -29,11 +29,8 @@ async function collectGarbage(context: PluginContext): Promise<void> {
     hostFailure(error);
   }
   await ipamClient(context).gc();
-  collectRecords(config.stateDir, network, keep, recordGraceMs);
+  collectRecords(config.stateDir, network, keep);
 }
-
-// A record being written right now is a temporary file for a moment at most.
-const recordGraceMs = 60_000;
 
 export const bridgePlugin: Plugin = {
   add: (context) => attach(context, parseBridgeConfig(context.config, context.invocation)),

@@ -4,6 +4,9 @@
 // success for valid input (keyword names, 255-character IDs...), failure for what
 // must be refused (hostile paths, the node's own namespace...), either otherwise.
 import fc from 'fast-check';
+import { requiredVariables } from '../../../src/cni/env.js';
+import { minimumVersion } from '../../../src/cni/skel.js';
+import { supportedVersions, versionAtLeast } from '../../../src/cni/version.js';
 
 export const pluginTypes = ['trestle-bridge', 'trestle-host-local', 'trestle-portmap'] as const;
 export type PluginType = (typeof pluginTypes)[number];
@@ -44,24 +47,6 @@ export interface FuzzCase {
   binary?: true;
   // The container namespace of the valid call, to inspect after an ADD.
   container: string;
-}
-
-const supportedVersions = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
-const minimumVersion: Partial<Record<Command, string>> = { CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
-const required: Record<Command, string[]> = {
-  ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
-  CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
-  DEL: ['CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_PATH'],
-  GC: ['CNI_PATH'],
-  STATUS: [],
-  VERSION: [],
-};
-
-function versionBefore(version: string, minimum: string): boolean {
-  const parts = (text: string) => text.split('.').map(Number);
-  const [a, b] = [parts(version), parts(minimum)];
-  for (let i = 0; i < 3; i++) if ((a[i] as number) !== (b[i] as number)) return (a[i] as number) < (b[i] as number);
-  return false;
 }
 
 // `ip` keywords that are valid interface names: a name is never read as a keyword.
@@ -264,21 +249,27 @@ function prevResult(ctx: FuzzContext, version: string): Json {
   return { ...ctx.kept.result, cniVersion: version };
 }
 
+// The fuzzed network's trestle-bridge: dual stack, masquerade, hairpin.
+export function bridgeConfig(ctx: Pick<FuzzContext, 'network' | 'bridge' | 'stateDir' | 'dataDir'>, version: string): Json {
+  return {
+    cniVersion: version,
+    name: ctx.network,
+    type: 'trestle-bridge',
+    bridge: ctx.bridge,
+    isDefaultGateway: true,
+    ipMasq: true,
+    hairpinMode: true,
+    stateDir: ctx.stateDir,
+    ipam: { type: 'trestle-host-local', dataDir: ctx.dataDir, ranges: [[{ subnet: '10.99.0.0/24' }], [{ subnet: 'fd99::/64' }]] },
+  };
+}
+
 function baseConfig(ctx: FuzzContext, plugin: PluginType, command: Command, version: string): Json {
   const common = { cniVersion: version, name: ctx.network };
   let config: Json;
   switch (plugin) {
     case 'trestle-bridge':
-      config = {
-        ...common,
-        type: plugin,
-        bridge: ctx.bridge,
-        isDefaultGateway: true,
-        ipMasq: true,
-        hairpinMode: true,
-        stateDir: ctx.stateDir,
-        ipam: { type: 'trestle-host-local', dataDir: ctx.dataDir, ranges: [[{ subnet: '10.99.0.0/24' }], [{ subnet: 'fd99::/64' }]] },
-      };
+      config = bridgeConfig(ctx, version);
       break;
     case 'trestle-host-local':
       // As trestle-bridge hands it over: the whole network configuration.
@@ -321,13 +312,13 @@ function setPath(config: Json, path: string, value: unknown, remove: boolean): v
 function expectation(command: Command, version: string | undefined, change: Mutation | undefined, plugin: PluginType): Expectation {
   if (change?.target === 'env.CNI_COMMAND') return 'failure';
   if (command === 'VERSION') return 'success';
-  if (change?.remove && change.target.startsWith('env.')) return required[command].includes(change.target.slice(4)) ? 'failure' : 'either';
+  if (change?.remove && change.target.startsWith('env.')) return (requiredVariables[command] as readonly string[]).includes(change.target.slice(4)) ? 'failure' : 'either';
   // An older configuration may not ask for a newer command, whatever else it says.
   const minimum = minimumVersion[command];
-  if (minimum !== undefined && version !== undefined && versionBefore(version, minimum)) return 'failure';
+  if (minimum !== undefined && version !== undefined && !versionAtLeast(version, minimum)) return 'failure';
   // The unchanged call: CHECK has no attachment to find; portmap's previous result
   // has the 0.3.0+ shape.
-  const unchanged: Expectation = command === 'CHECK' || (plugin === 'trestle-portmap' && version !== undefined && versionBefore(version, '0.3.0')) ? 'either' : 'success';
+  const unchanged: Expectation = command === 'CHECK' || (plugin === 'trestle-portmap' && version !== undefined && !versionAtLeast(version, '0.3.0')) ? 'either' : 'success';
   if (change === undefined) return unchanged;
   const stated = change.expect?.[command] ?? 'either';
   // A valid change cannot make a call succeed that would fail unchanged.
@@ -364,7 +355,7 @@ function build(ctx: FuzzContext, plugin: PluginType, command: Command, version: 
       if (isRawJson(change.value)) stdin = JSON.stringify(config).replace(JSON.stringify(rawPlaceholder), change.value.rawJson);
     }
   }
-  const versionNow = typeof config['cniVersion'] === 'string' && supportedVersions.includes(config['cniVersion']) ? config['cniVersion'] : undefined;
+  const versionNow = typeof config['cniVersion'] === 'string' && (supportedVersions as readonly string[]).includes(config['cniVersion']) ? config['cniVersion'] : undefined;
   const fuzzCase: FuzzCase = {
     plugin,
     command,

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { build } from 'esbuild';
 import { execa } from 'execa';
 import { referenceBin, repoRoot, Sandbox, trestleBin, type Teardownable } from '../../../src/sandbox/sandbox.js';
-import type { FuzzCase, FuzzContext } from './cases.js';
+import { bridgeConfig, type FuzzCase, type FuzzContext } from './cases.js';
 import { diffNodeState, outsideTrees, type NodeState, type StatePaths } from './node-state.js';
 import { checkAnswer, type PluginAnswer, type Violation } from './oracle.js';
 import type { RunReply, WorkerRequest } from './worker.js';
@@ -226,17 +226,7 @@ export class Fuzzer {
     const ctx = this.context;
     const container = ctx.containers[0] as string;
     const env = { CNI_CONTAINERID: `fz-${ctx.id}-warm`, CNI_NETNS: container, CNI_IFNAME: 'eth0', CNI_PATH: ctx.cniPath };
-    const bridge = {
-      cniVersion: '1.1.0',
-      name: ctx.network,
-      type: 'trestle-bridge',
-      bridge: ctx.bridge,
-      isDefaultGateway: true,
-      ipMasq: true,
-      hairpinMode: true,
-      stateDir: ctx.stateDir,
-      ipam: { type: 'trestle-host-local', dataDir: ctx.dataDir, ranges: [[{ subnet: '10.99.0.0/24' }], [{ subnet: 'fd99::/64' }]] },
-    };
+    const bridge = bridgeConfig(ctx, '1.1.0');
     const added = await this.workerRun('trestle-bridge', { ...env, CNI_COMMAND: 'ADD' }, JSON.stringify(bridge));
     if (added.exitCode !== 0) throw new Error(`warm-up bridge ADD failed: ${added.stdout}`);
     const portmap = { cniVersion: '1.1.0', name: ctx.network, type: 'trestle-portmap', stateDir: ctx.stateDir, runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }] }, prevResult: JSON.parse(added.stdout) };

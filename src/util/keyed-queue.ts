@@ -1,6 +1,5 @@
-// Calls for one attachment (network, container ID, ifname) run in the order they
-// arrived, one at a time, as a runtime that issues them one after another expects;
-// calls for different attachments run at once.
+// Work under one key runs in the order it arrived, one at a time; work under other
+// keys runs at once (the daemon's calls per attachment, a process's waiters per lock).
 export class KeyedQueue {
   private readonly tails = new Map<string, Promise<unknown>>();
 
