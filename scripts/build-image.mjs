@@ -111,7 +111,9 @@ const build = needed('dist/trestle.build', 'make build');
 addFile('usr/local/bin/trestle', trestle, 0o755);
 addFile('usr/local/bin/trestle-client', client, 0o755);
 addFile('usr/local/bin/trestle.build', build, 0o644);
-const hostExecutables = [trestle, ...runtimePrograms.map(findProgram)];
+const native = needed('dist/koffi.node', 'make build');
+addFile('usr/local/bin/koffi.node', native, 0o644);
+const hostExecutables = [trestle, native, ...runtimePrograms.map(findProgram)];
 for (const program of runtimePrograms) addHostPath(findProgram(program));
 for (const executable of hostExecutables) for (const object of sharedObjects(executable)) addHostPath(object);
 // Runtimes hand the plugins /var/run/netns/cni-… paths; the DaemonSet mounts the

@@ -2,7 +2,7 @@
 // process per call: resolving node_modules would cost more than the work, and a
 // CommonJS entry starts ~3.5 ms sooner than an ES module (measured here: Node's ESM
 // loader pulls in fs/promises and streams before running a line of ours).
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 import { programBundle } from './bundle-options.mjs';
 
@@ -37,3 +37,10 @@ for (const file of output.outputFiles) {
   writeFileSync(temporary, file.contents);
   renameSync(temporary, file.path);
 }
+
+// koffi's native module (the FFI behind netlink and libnftables), beside the bundles
+// that load it: they never resolve node_modules at run time.
+const native = `node_modules/@koromix/koffi-${process.platform}-${process.arch}/${process.platform}_${process.arch}/koffi.node`;
+const nativeTemporary = `dist/koffi.node.${process.pid}.tmp`;
+copyFileSync(native, nativeTemporary);
+renameSync(nativeTemporary, 'dist/koffi.node');

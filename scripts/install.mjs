@@ -25,6 +25,8 @@ const systemdDir = env.SYSTEMD_DIR ?? '/etc/systemd/system';
 const form = env.INSTALL_FORM ?? 'script';
 const plugins = ['trestle-bridge', 'trestle-host-local', 'trestle-portmap'];
 const bundles = ['launch.cjs', 'trestle.cjs', ...plugins.map((plugin) => `${plugin}.cjs`)];
+// koffi's native module, which the programs load from beside themselves (netlink, nftables).
+const nativeModule = 'koffi.node';
 const units = ['trestle.socket', 'trestle.service'];
 const conflist = '10-trestle.conflist';
 const buildFile = 'trestle.build';
@@ -85,15 +87,17 @@ function install() {
   if (form === 'script') {
     mkdirSync(under(libDir), { recursive: true });
     for (const name of readdirSync(under(libDir))) if (name.endsWith('.cache')) rmSync(join(under(libDir), name));
-    for (const file of [...bundles, buildFile]) copy(join('dist', file), join(under(libDir), file));
+    for (const file of [...bundles, nativeModule, buildFile]) copy(join('dist', file), join(under(libDir), file));
     for (const program of ['trestle', 'trestle-node']) write(under(join(binDir, program)), launcher(program), 0o755);
     // What a sea install left.
     rmSync(under(join(binDir, buildFile)), { force: true });
+    rmSync(under(join(binDir, nativeModule)), { force: true });
   } else if (form === 'sea') {
     copy(needed('dist/sea/trestle', 'make sea'), under(join(binDir, 'trestle')), 0o755);
     // The daemon reads its build id beside the executable; the same file the client
     // was compiled with, so that the two installed together agree.
     copy(build, under(join(binDir, buildFile)));
+    copy(join('dist', nativeModule), under(join(binDir, nativeModule)));
     link('trestle', under(join(binDir, 'trestle-node')));
     // What a script install left.
     rmSync(under(libDir), { recursive: true, force: true });
@@ -111,7 +115,7 @@ function install() {
 }
 
 function uninstall() {
-  for (const program of [...plugins, 'trestle', 'trestle-node', buildFile]) rmSync(under(join(binDir, program)), { force: true });
+  for (const program of [...plugins, 'trestle', 'trestle-node', buildFile, nativeModule]) rmSync(under(join(binDir, program)), { force: true });
   rmSync(under(join(userBinDir, 'trestle')), { force: true });
   rmSync(under(libDir), { recursive: true, force: true });
   rmSync(under(join(confDir, conflist)), { force: true });

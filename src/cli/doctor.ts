@@ -9,7 +9,7 @@ import { queryDaemon } from '../daemon/query.js';
 import { socketPath } from '../daemon/wire.js';
 import { ownerMatches } from '../plugins/bridge/owner.js';
 import { listLinks } from '../host/links.js';
-import { ipJson } from '../host/ip.js';
+import { listRoutes, type RouteEntry } from '../host/addresses.js';
 import { nftJson } from '../host/nft.js';
 import { readSysctl } from '../host/sysctl.js';
 import { DiskStore } from '../ipam/disk-store.js';
@@ -113,16 +113,6 @@ async function forwardPolicy(): Promise<Finding> {
   };
 }
 
-interface RouteJson {
-  dst: string;
-  dev?: string;
-}
-
-function routePrefix(route: RouteJson, family: 4 | 6): Prefix | undefined {
-  if (route.dst === 'default') return parsePrefix(family === 4 ? '0.0.0.0/0' : '::/0');
-  return parsePrefix(route.dst.includes('/') ? route.dst : `${route.dst}/${family === 4 ? 32 : 128}`);
-}
-
 // Two prefixes overlap when they agree on the bits of the shorter one.
 function overlaps(a: Prefix, b: Prefix): boolean {
   if (a.family !== b.family) return false;
@@ -133,12 +123,10 @@ function overlaps(a: Prefix, b: Prefix): boolean {
 // A network's subnet that an existing route already covers (other than the default
 // route and the network's own bridge) makes some destinations unreachable.
 async function subnetOverlaps(networks: NetworkSummary[]): Promise<Finding[]> {
-  const routes: Array<{ route: RouteJson; prefix: Prefix }> = [];
-  for (const family of [4, 6] as const) {
-    for (const route of (await ipJson<RouteJson[]>([`-${family}`, 'route', 'show'], undefined)) ?? []) {
-      const prefix = routePrefix(route, family);
-      if (prefix && prefix.length > 0) routes.push({ route, prefix });
-    }
+  const routes: Array<{ route: RouteEntry; prefix: Prefix }> = [];
+  for (const route of await listRoutes()) {
+    const prefix = parsePrefix(route.dst);
+    if (prefix && prefix.length > 0) routes.push({ route, prefix });
   }
   return networks.flatMap((network) =>
     network.subnets.map((subnet): Finding => {

@@ -1,5 +1,9 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import { ipJson, type IpOperation } from './ip.js';
+import { HostError } from './errors.js';
+import { decodeAttributes, decodeString, decodeU32, decodeU8, Flags, nestedAttribute, stringAttribute, u32Attribute, u8Attribute, attribute } from './netlink/message.js';
+import { LinkAttribute, LinkInfo, Rtm, linkHeader, withRouteSession, type RouteSession } from './netlink/route.js';
+import { Errno, lookup, type HostOperation } from './operations.js';
+import { listAddresses } from './addresses.js';
 
 export interface LinkAddress {
   family: 4 | 6;
@@ -20,50 +24,81 @@ export interface Link {
   addresses: LinkAddress[];
 }
 
-interface IpLinkJson {
-  ifindex: number;
-  ifname: string;
-  address?: string;
-  mtu: number;
-  flags?: string[];
-  master?: string;
-  ifalias?: string;
-  linkinfo?: { info_kind?: string; info_slave_data?: { hairpin?: boolean } };
-  addr_info?: Array<{ family: string; local: string; prefixlen: number; scope?: string }>;
+const IFF_UP = 0x1;
+const IFF_PROMISC = 0x100;
+const bridgeVlanFiltering = 7;
+const vethPeer = 1;
+const bridgePortMode = 4;
+const bridgePortIsolated = 33;
+
+function formatMac(bytes: Buffer | undefined): string {
+  return bytes === undefined ? '' : [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
 }
 
-function toLink(json: IpLinkJson): Link {
+function macBytes(mac: string): Buffer {
+  return Buffer.from(mac.split(':').map((pair) => parseInt(pair, 16)));
+}
+
+// A link as the kernel describes it (RTM_NEWLINK), its master still an index.
+function decodeLink(payload: Buffer): Link & { masterIndex: number | undefined } {
+  const attributes = decodeAttributes(payload, 16);
+  const info = attributes.get(LinkAttribute.linkInfo);
+  const details = info === undefined ? new Map<number, Buffer>() : decodeAttributes(info);
+  const slaveKind = decodeString(details.get(LinkInfo.slaveKind));
+  const slaveData = details.get(LinkInfo.slaveData);
+  const mode = slaveKind === 'bridge' && slaveData !== undefined ? decodeU8(decodeAttributes(slaveData).get(bridgePortMode)) : undefined;
   return {
-    name: json.ifname,
-    index: json.ifindex,
-    mac: json.address ?? '',
-    mtu: json.mtu,
-    kind: json.linkinfo?.info_kind,
-    master: json.master,
-    up: (json.flags ?? []).includes('UP'),
-    alias: json.ifalias,
-    hairpin: json.linkinfo?.info_slave_data?.hairpin,
-    addresses: (json.addr_info ?? [])
-      .filter((entry) => entry.family === 'inet' || entry.family === 'inet6')
-      .map((entry) => ({ family: entry.family === 'inet' ? 4 : 6, address: entry.local, prefixLength: entry.prefixlen })),
+    name: decodeString(attributes.get(LinkAttribute.name)) ?? '',
+    index: payload.readInt32LE(4),
+    mac: formatMac(attributes.get(LinkAttribute.address)),
+    mtu: decodeU32(attributes.get(LinkAttribute.mtu)) ?? 0,
+    kind: decodeString(details.get(LinkInfo.kind)),
+    master: undefined,
+    masterIndex: decodeU32(attributes.get(LinkAttribute.master)),
+    up: (payload.readUInt32LE(8) & IFF_UP) !== 0,
+    alias: decodeString(attributes.get(LinkAttribute.alias)),
+    hairpin: mode === undefined ? undefined : mode !== 0,
+    addresses: [],
   };
 }
 
-export function parseLinks(json: unknown[]): Link[] {
-  return (json as IpLinkJson[]).map(toLink);
+function withMaster(session: RouteSession, link: Link & { masterIndex: number | undefined }, known: Map<number, string>): Link {
+  const { masterIndex, ...rest } = link;
+  if (masterIndex !== undefined && masterIndex !== 0) rest.master = known.get(masterIndex) ?? session.nameOf(masterIndex);
+  return rest;
 }
 
 // One link with its addresses, or undefined when there is no such link.
 export async function findLink(name: string, netns?: string): Promise<Link | undefined> {
-  const json = await ipJson<IpLinkJson[]>(['-d', 'addr', 'show', 'dev', name], netns);
-  return json && json[0] ? toLink(json[0]) : undefined;
+  return withRouteSession(netns, (session) =>
+    lookup(`look up ${name}`, () => {
+      const link = withMaster(session, decodeLink(session.socket.get(Rtm.getLink, Buffer.concat([linkHeader(), stringAttribute(LinkAttribute.name, name)])).payload), new Map());
+      link.addresses = listAddresses(session, link.index);
+      return link;
+    }),
+  );
 }
 
+// The links of a namespace, filtered by the kernel by master and kind; without their
+// addresses. No links when the master does not exist.
 export async function listLinks(netns?: string, filter: { master?: string; kind?: string } = {}): Promise<Link[]> {
-  const args = ['-d', 'link', 'show'];
-  if (filter.master !== undefined) args.push('master', filter.master);
-  if (filter.kind !== undefined) args.push('type', filter.kind);
-  return parseLinks((await ipJson<unknown[]>(args, netns)) ?? []);
+  return withRouteSession(netns, (session) => {
+    const request = [linkHeader()];
+    if (filter.master !== undefined) {
+      const master = filter.master;
+      const index = lookup(`look up ${master}`, () => session.indexOf(master));
+      if (index === undefined) return [];
+      request.push(u32Attribute(LinkAttribute.master, index));
+    }
+    if (filter.kind !== undefined) request.push(nestedAttribute(LinkAttribute.linkInfo, [stringAttribute(LinkInfo.kind, filter.kind)]));
+    return (
+      lookup('list links', () => {
+        const links = session.socket.dump(Rtm.getLink, Buffer.concat(request)).map((message) => decodeLink(message.payload));
+        const names = new Map(links.map((link) => [link.index, link.name]));
+        return links.filter((link) => filter.kind === undefined || link.kind === filter.kind).map((link) => withMaster(session, link, names));
+      }) ?? []
+    );
+  });
 }
 
 const macPattern = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
@@ -105,20 +140,42 @@ export interface BridgeSpec {
   vlanFiltering?: boolean;
 }
 
-export function createBridge(spec: BridgeSpec): IpOperation {
-  const tokens = ['link', 'add', 'name', spec.name, 'address', spec.mac];
-  if (spec.mtu !== undefined) tokens.push('mtu', String(spec.mtu));
-  tokens.push('type', 'bridge');
-  if (spec.vlanFiltering) tokens.push('vlan_filtering', '1');
-  return { tokens, what: `create bridge ${spec.name}`, tolerate: /File exists/ };
+// A change to an existing link, found by name (the kernel resolves IFLA_IFNAME).
+function changeLink(session: RouteSession, name: string, header: Buffer, attributes: readonly Buffer[]): void {
+  session.socket.change(Rtm.newLink, 0, Buffer.concat([header, stringAttribute(LinkAttribute.name, name), ...attributes]));
 }
 
-export function setLinkUp(name: string): IpOperation {
-  return { tokens: ['link', 'set', 'dev', name, 'up'], what: `bring ${name} up` };
+function optionalMtu(mtu: number | undefined): Buffer[] {
+  return mtu === undefined ? [] : [u32Attribute(LinkAttribute.mtu, mtu)];
 }
 
-export function setPromiscuous(name: string, on: boolean): IpOperation {
-  return { tokens: ['link', 'set', 'dev', name, 'promisc', on ? 'on' : 'off'], what: `set promiscuous mode on ${name}` };
+export function createBridge(spec: BridgeSpec): HostOperation {
+  return {
+    what: `create bridge ${spec.name}`,
+    tolerate: [Errno.exists],
+    apply: (session) => {
+      const data = spec.vlanFiltering ? [nestedAttribute(LinkInfo.data, [u8Attribute(bridgeVlanFiltering, 1)])] : [];
+      session.socket.change(
+        Rtm.newLink,
+        Flags.create | Flags.exclusive,
+        Buffer.concat([
+          linkHeader(),
+          stringAttribute(LinkAttribute.name, spec.name),
+          attribute(LinkAttribute.address, macBytes(spec.mac)),
+          ...optionalMtu(spec.mtu),
+          nestedAttribute(LinkAttribute.linkInfo, [stringAttribute(LinkInfo.kind, 'bridge'), ...data]),
+        ]),
+      );
+    },
+  };
+}
+
+export function setLinkUp(name: string): HostOperation {
+  return { what: `bring ${name} up`, apply: (session) => changeLink(session, name, linkHeader({ flags: IFF_UP, change: IFF_UP }), []) };
+}
+
+export function setPromiscuous(name: string, on: boolean): HostOperation {
+  return { what: `set promiscuous mode on ${name}`, apply: (session) => changeLink(session, name, linkHeader({ flags: on ? IFF_PROMISC : 0, change: IFF_PROMISC }), []) };
 }
 
 export interface VethSpec {
@@ -129,35 +186,80 @@ export interface VethSpec {
   peerNetns: string;
   master: string;
   mtu?: number;
-  // Owner label on the host end, read back by garbage collection.
-  alias?: string;
 }
 
 // Creates both ends in one netlink request: the host end up and enslaved to the
 // bridge, the peer directly inside the container namespace (so its name can never
 // clash with a host interface, and a clash inside the container fails atomically).
-export function createVethPair(spec: VethSpec): IpOperation {
-  const tokens = ['link', 'add', 'name', spec.hostName, 'up', 'master', spec.master, 'address', spec.hostMac];
-  if (spec.mtu !== undefined) tokens.push('mtu', String(spec.mtu));
-  tokens.push('type', 'veth', 'peer', 'name', spec.peerName, 'address', spec.peerMac);
-  if (spec.mtu !== undefined) tokens.push('mtu', String(spec.mtu));
-  tokens.push('netns', spec.peerNetns);
-  return { tokens, what: `create veth pair ${spec.hostName}/${spec.peerName}` };
+export function createVethPair(spec: VethSpec): HostOperation {
+  return {
+    what: `create veth pair ${spec.hostName}/${spec.peerName}`,
+    apply: (session) => {
+      const master = session.indexOf(spec.master);
+      let netns: number;
+      try {
+        netns = openSync(spec.peerNetns, 'r');
+      } catch (error) {
+        throw new HostError(`cannot open network namespace ${spec.peerNetns}: ${(error as Error).message}`, (error as Error).message, true);
+      }
+      try {
+        const peer = Buffer.concat([
+          linkHeader(),
+          stringAttribute(LinkAttribute.name, spec.peerName),
+          attribute(LinkAttribute.address, macBytes(spec.peerMac)),
+          ...optionalMtu(spec.mtu),
+          u32Attribute(LinkAttribute.netnsFd, netns),
+        ]);
+        session.socket.change(
+          Rtm.newLink,
+          Flags.create | Flags.exclusive,
+          Buffer.concat([
+            linkHeader({ flags: IFF_UP, change: IFF_UP }),
+            stringAttribute(LinkAttribute.name, spec.hostName),
+            attribute(LinkAttribute.address, macBytes(spec.hostMac)),
+            ...optionalMtu(spec.mtu),
+            u32Attribute(LinkAttribute.master, master),
+            nestedAttribute(LinkAttribute.linkInfo, [stringAttribute(LinkInfo.kind, 'veth'), nestedAttribute(LinkInfo.data, [attribute(vethPeer, peer)])]),
+          ]),
+        );
+      } finally {
+        closeSync(netns);
+      }
+    },
+  };
 }
 
-export function setAlias(name: string, alias: string): IpOperation {
-  return { tokens: ['link', 'set', 'dev', name, 'alias', alias], what: `label ${name}` };
+export function setAlias(name: string, alias: string): HostOperation {
+  return { what: `label ${name}`, apply: (session) => changeLink(session, name, linkHeader(), [stringAttribute(LinkAttribute.alias, alias)]) };
 }
 
-export function setHairpin(port: string, on: boolean): IpOperation {
-  return { tokens: ['link', 'set', 'dev', port, 'type', 'bridge_slave', 'hairpin', on ? 'on' : 'off'], what: `set hairpin mode on ${port}` };
+// A setting of a bridge port, as the bridge (its master) defines them.
+function bridgePortOperation(what: string, port: string, setting: number, value: number): HostOperation {
+  return {
+    what,
+    apply: (session) =>
+      changeLink(session, port, linkHeader(), [
+        nestedAttribute(LinkAttribute.linkInfo, [stringAttribute(LinkInfo.slaveKind, 'bridge'), nestedAttribute(LinkInfo.slaveData, [u8Attribute(setting, value)])]),
+      ]),
+  };
+}
+
+export function setHairpin(port: string, on: boolean): HostOperation {
+  return bridgePortOperation(`set hairpin mode on ${port}`, port, bridgePortMode, on ? 1 : 0);
 }
 
 // Keeps the port from forwarding to other isolated ports of its bridge (portIsolation).
-export function isolatePort(port: string): IpOperation {
-  return { tokens: ['link', 'set', 'dev', port, 'type', 'bridge_slave', 'isolated', 'on'], what: `isolate port ${port}` };
+export function isolatePort(port: string): HostOperation {
+  return bridgePortOperation(`isolate port ${port}`, port, bridgePortIsolated, 1);
 }
 
-export function deleteLink(name: string): IpOperation {
-  return { tokens: ['link', 'del', 'dev', name], what: `delete ${name}`, tolerate: /Cannot find device|does not exist|No such device/ };
+export function deleteLink(name: string): HostOperation {
+  return {
+    what: `delete ${name}`,
+    tolerate: [Errno.noDevice],
+    apply: (session) => {
+      session.forget(name);
+      session.socket.change(Rtm.delLink, 0, Buffer.concat([linkHeader(), stringAttribute(LinkAttribute.name, name)]));
+    },
+  };
 }

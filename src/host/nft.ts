@@ -1,28 +1,41 @@
-import { runProgram } from '../util/exec.js';
 import { HostError } from './errors.js';
+import { nftables } from './native/nftables.js';
+
+function reasonOf(errors: string): string {
+  const reason = errors
+    .split('\n')
+    .filter((line) => /Error:/.test(line))
+    .map((line) => line.replace(/^.*Error: /, ''))
+    .join('; ');
+  return reason || errors.trim() || 'failed';
+}
 
 // Applies a whole nft script as one transaction: the kernel takes all of it or none.
 // With `dryRun`, the kernel validates the transaction and then discards it.
 export async function runNftScript(script: string, options: { dryRun?: boolean } = {}): Promise<void> {
-  const args = options.dryRun ? ['--check', '-f', '-'] : ['-f', '-'];
-  const outcome = await runProgram('nft', args, { input: script });
-  if (outcome.spawnError) throw new HostError(`cannot run nft: ${outcome.spawnError.message}`, outcome.spawnError.message);
-  if (outcome.status !== 0) {
-    const reason = outcome.stderr
-      .split('\n')
-      .filter((line) => /Error:/.test(line))
-      .map((line) => line.replace(/^.*Error: /, ''))
-      .join('; ');
-    throw new HostError(`nft failed: ${reason || outcome.stderr.trim()}`, reason || outcome.stderr.trim(), /No such file or directory/.test(reason));
+  const outcome = nftables().run(script, { json: false, dryRun: options.dryRun ?? false });
+  if (!outcome.ok) {
+    const reason = reasonOf(outcome.errors);
+    throw new HostError(`nft failed: ${reason}`, reason, /No such file or directory/.test(reason));
   }
 }
 
-export async function nftJson(args: readonly string[]): Promise<unknown> {
-  const outcome = await runProgram('nft', ['-j', ...args]);
-  if (outcome.spawnError) throw new HostError(`cannot run nft: ${outcome.spawnError.message}`, outcome.spawnError.message);
-  if (outcome.status !== 0) {
-    const reason = outcome.stderr.trim();
-    throw new HostError(`nft ${args.join(' ')} failed: ${reason}`, reason, /No such file or directory/.test(reason));
+// A listing command ("list table inet trestle") answered as nft's JSON.
+export async function nftJson(command: readonly string[]): Promise<unknown> {
+  const outcome = nftables().run(command.join(' '), { json: true, dryRun: false });
+  if (!outcome.ok) {
+    const reason = reasonOf(outcome.errors);
+    throw new HostError(`nft ${command.join(' ')} failed: ${reason}`, reason, /No such file or directory/.test(reason));
   }
-  return JSON.parse(outcome.stdout);
+  return JSON.parse(outcome.output);
+}
+
+// Why nftables cannot be used on this node, if it cannot (for STATUS).
+export function nftablesProblem(): string | undefined {
+  try {
+    nftables();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
 }

@@ -60,9 +60,8 @@ export interface RunningProcess {
   finished: Promise<ExecOutcome>;
 }
 
-// Starts a program and returns at once, so that independent host work (a veth being
-// deleted in the kernel, an nft transaction) overlaps instead of adding up. Output is
-// expected to be small: a caller may block the event loop with execFile meanwhile.
+// Starts a program and returns at once (the daemon's calls, and tools that overlap
+// independent work). Output is expected to be small.
 export function startFile(file: string, args: readonly string[], options: ExecOptions = {}): RunningProcess {
   const child = spawn(file, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 60_000 });
   const stdout: Buffer[] = [];

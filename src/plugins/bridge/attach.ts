@@ -4,7 +4,7 @@ import type { PluginContext } from '../../cni/skel.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
 import { addRoute, deleteAddress, replaceAddress } from '../../host/addresses.js';
 import { HostError } from '../../host/errors.js';
-import { runIpBatch, startIpBatch, type IpOperation } from '../../host/ip.js';
+import { applyOperations, type HostOperation } from '../../host/operations.js';
 import {
   createBridge,
   createVethPair,
@@ -32,8 +32,8 @@ import { ownerAlias } from './owner.js';
 
 // Gateway addresses for the bridge; an address of the same subnet that differs is
 // replaced only with forceAddress, as in the reference plugin.
-function gatewayOperations(bridge: Link | undefined, plan: AddressPlan, config: BridgeConfig): IpOperation[] {
-  const operations: IpOperation[] = [];
+function gatewayOperations(bridge: Link | undefined, plan: AddressPlan, config: BridgeConfig): HostOperation[] {
+  const operations: HostOperation[] = [];
   for (const cidr of plan.gatewayCidrs) {
     const wanted = parsePrefix(cidr);
     if (!wanted) continue;
@@ -72,7 +72,7 @@ async function setUpHost(context: PluginContext, config: BridgeConfig, plan: Add
     throw new CniError(ErrorCode.InvalidConfig, `${config.bridge} already exists and is not a bridge (it is a ${bridge.kind ?? 'plain'} interface)`);
   }
   const side: HostSide = { bridgeMac: bridge?.mac ?? randomMac(), hostVeth, hostMac: randomMac(), containerMac: config.mac ?? randomMac() };
-  const operations: IpOperation[] = [];
+  const operations: HostOperation[] = [];
   const bridgeSpec: Parameters<typeof createBridge>[0] = { name: config.bridge, mac: side.bridgeMac };
   if (config.mtu !== undefined) bridgeSpec.mtu = config.mtu;
   const creation = createBridge(bridgeSpec);
@@ -97,7 +97,7 @@ async function setUpHost(context: PluginContext, config: BridgeConfig, plan: Add
   // Recorded before the batch runs: it may fail half-way, after the bridge changed.
   changes.createdBridge = !bridge;
   changes.addedGateways = plan.gatewayCidrs.filter((cidr) => !(bridge?.addresses ?? []).some((entry) => `${entry.address}/${entry.prefixLength}` === cidr));
-  const tolerated = await runIpBatch(operations);
+  const tolerated = await applyOperations(operations);
   if (tolerated.includes(creation)) changes.createdBridge = false;
   // Another ADD created the bridge between our look and our batch: learn its MAC.
   if (tolerated.includes(creation)) side.bridgeMac = (await findLink(config.bridge))?.mac ?? side.bridgeMac;
@@ -105,9 +105,9 @@ async function setUpHost(context: PluginContext, config: BridgeConfig, plan: Add
   return side;
 }
 
-function containerOperations(context: PluginContext, config: BridgeConfig, plan: AddressPlan): IpOperation[] {
+function containerOperations(context: PluginContext, config: BridgeConfig, plan: AddressPlan): HostOperation[] {
   const { ifname } = context.invocation;
-  const operations: IpOperation[] = [setLinkUp('lo')];
+  const operations: HostOperation[] = [setLinkUp('lo')];
   if (!config.disableContainerInterface) {
     operations.push(setLinkUp(ifname));
     for (const ip of plan.ips) operations.push(replaceAddress(ip.address, ifname, { noDad: !config.enableDad }));
@@ -131,8 +131,8 @@ function containerOperations(context: PluginContext, config: BridgeConfig, plan:
 async function undoBridgeChanges(config: BridgeConfig, changes: BridgeChanges): Promise<void> {
   if (!changes.createdBridge && changes.addedGateways.length === 0) return;
   if ((await listLinks(undefined, { master: config.bridge })).length > 0) return;
-  if (changes.createdBridge) await runIpBatch([deleteLink(config.bridge)]);
-  else await runIpBatch(changes.addedGateways.map((cidr) => ({ ...deleteAddress(cidr, config.bridge), tolerate: /Cannot assign|not found|No such device|Cannot find device/ })));
+  if (changes.createdBridge) await applyOperations([deleteLink(config.bridge)]);
+  else await applyOperations(changes.addedGateways.map((cidr) => deleteAddress(cidr, config.bridge)));
 }
 
 export async function attach(context: PluginContext, config: BridgeConfig): Promise<Result> {
@@ -147,15 +147,8 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
   try {
     const plan = planAddresses(allocated, config);
     const side = await setUpHost(context, config, plan, hostVeth, changes);
-    // The container's side and the masquerade rules are independent: the nft
-    // transaction runs while ip configures the container.
-    const containerSide = startIpBatch(containerOperations(context, config, plan), invocation.netns);
-    try {
-      if (config.ipMasq) await firewall.addMasquerade(owner, plan.subnets);
-    } finally {
-      // Undoing must not start while ip still works on the container.
-      await containerSide.finish();
-    }
+    await applyOperations(containerOperations(context, config, plan), invocation.netns);
+    if (config.ipMasq) await firewall.addMasquerade(owner, plan.subnets);
     const result: Result = {
       interfaces: [
         { name: config.bridge, mac: side.bridgeMac },
@@ -189,7 +182,7 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
     if (config.ipMasq) await firewall.removeMasquerade(owner).catch(() => undefined);
     const vethCreationFailed = error instanceof HostError && error.failedStep?.startsWith('create veth pair') === true;
     const undo: Array<() => Promise<unknown>> = [() => undoBridgeChanges(config, changes)];
-    if (!vethCreationFailed) undo.unshift(() => runIpBatch([deleteLink(hostVeth)]));
+    if (!vethCreationFailed) undo.unshift(() => applyOperations([deleteLink(hostVeth)]));
     for (const step of undo) await step().catch(() => undefined);
     await ipam.del().catch(() => undefined);
     return hostFailure(error);

@@ -1,7 +1,7 @@
 import { CniError, ErrorCode } from '../../cni/errors.js';
 import type { Plugin, PluginContext } from '../../cni/skel.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
-import { runIpBatch } from '../../host/ip.js';
+import { applyOperations } from '../../host/operations.js';
 import { deleteLink, listLinks } from '../../host/links.js';
 import { collectRecords } from '../../attachments/records.js';
 import { ipamClient } from '../../ipam/client.js';
@@ -23,7 +23,7 @@ async function collectGarbage(context: PluginContext): Promise<void> {
   const keep = valid.map((entry) => ({ network, ...entry }));
   try {
     const stale = (await listLinks(undefined, { master: config.bridge })).filter((link) => labelsNetwork(link.alias, network) && !keep.some((owner) => ownerMatches(link.alias, owner)));
-    await runIpBatch(stale.map((link) => deleteLink(link.name)));
+    await applyOperations(stale.map((link) => deleteLink(link.name)));
     await new NftablesFirewall(config.stateDir).collectGarbage(network, keep);
   } catch (error) {
     hostFailure(error);

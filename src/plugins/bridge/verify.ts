@@ -2,9 +2,8 @@ import { CniError, ErrorCode } from '../../cni/errors.js';
 import type { PluginContext } from '../../cni/skel.js';
 import { MissingRulesError } from '../../firewall/firewall.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
-import { parseRoutes, routeQuery } from '../../host/addresses.js';
-import { ipJsonBatch } from '../../host/ip.js';
-import { findLink, parseLinks } from '../../host/links.js';
+import { listRoutes } from '../../host/addresses.js';
+import { findLink } from '../../host/links.js';
 import { ipamClient } from '../../ipam/client.js';
 import { parseAddress, parsePrefix, formatAddress, formatPrefix } from '../../util/ip.js';
 import { hostFailure } from '../failures.js';
@@ -45,15 +44,7 @@ export async function verify(context: PluginContext, config: BridgeConfig): Prom
       if (!link) throw checkFailed(`host veth ${hostVeth.name} is missing`);
       if (link.master !== config.bridge) throw checkFailed(`host veth ${hostVeth.name} is not attached to ${config.bridge}`);
     }
-    const [linkAnswer = [], routes4 = [], routes6 = []] = await ipJsonBatch(
-      [
-        { tokens: ['addr', 'show', 'dev', invocation.ifname], what: `show ${invocation.ifname}` },
-        routeQuery(4),
-        routeQuery(6),
-      ],
-      invocation.netns,
-    );
-    const container = parseLinks(linkAnswer)[0];
+    const container = await findLink(invocation.ifname, invocation.netns);
     if (!container) throw checkFailed(`interface ${invocation.ifname} is missing in ${invocation.netns}`);
     const expectedMac = interfaces[containerIndex]?.mac;
     if (expectedMac && expectedMac.toLowerCase() !== container.mac.toLowerCase()) {
@@ -69,7 +60,7 @@ export async function verify(context: PluginContext, config: BridgeConfig): Prom
       const wanted = prefix ? `${formatAddress({ family: prefix.family, value: prefix.address })}/${prefix.length}` : ip.address;
       if (!present.has(wanted)) throw checkFailed(`address ${ip.address} is missing on ${invocation.ifname}`);
     }
-    const routes = [...parseRoutes(routes4, 4), ...parseRoutes(routes6, 6)];
+    const routes = await listRoutes(invocation.netns);
     for (const route of configured ? (previous.routes ?? []) : []) {
       const gateway = canonicalAddress(routeGateway(route, previous.ips ?? []));
       const found = routes.some((entry) => canonicalCidr(entry.dst) === canonicalCidr(route.dst) && (gateway === undefined || canonicalAddress(entry.gateway) === gateway));

@@ -3,7 +3,7 @@ import type { Result } from '../../cni/result.js';
 import type { Plugin, PluginContext } from '../../cni/skel.js';
 import type { Owner } from '../../firewall/firewall.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
-import { runProgram } from '../../util/exec.js';
+import { nftablesProblem } from '../../host/nft.js';
 import { hostFailure } from '../failures.js';
 import { containerAddresses, expandMappings, parsePortmapConfig } from './config.js';
 
@@ -60,8 +60,8 @@ export const portmapPlugin: Plugin = {
   },
   status: async (context) => {
     parsePortmapConfig(context.config, { mappings: false });
-    const outcome = await runProgram('nft', ['--version']);
-    if (outcome.spawnError || outcome.status !== 0) throw new CniError(ErrorCode.PluginNotAvailable, 'nft (nftables) is not available on this node');
+    const problem = nftablesProblem();
+    if (problem !== undefined) throw new CniError(ErrorCode.PluginNotAvailable, `nftables is not available on this node: ${problem}`);
   },
   gc: async (context) => {
     const config = parsePortmapConfig(context.config, { mappings: false });

@@ -1,0 +1,39 @@
+import { koffi } from './koffi.js';
+
+// The C library calls that Node does not offer: netlink sockets and setns(2).
+export interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number;
+  send(fd: number, buffer: Buffer, length: number, flags: number): number;
+  recv(fd: number, buffer: Buffer, length: number, flags: number): number;
+  close(fd: number): number;
+  setns(fd: number, type: number): number;
+  strerror(errno: number): string;
+  errno(): number;
+}
+
+let bound: Libc | undefined;
+
+export function libc(): Libc {
+  if (bound) return bound;
+  const ffi = koffi();
+  const library = ffi.load('libc.so.6');
+  const socket = library.func('int socket(int, int, int)');
+  const setsockopt = library.func('int setsockopt(int, int, int, const void *, uint32_t)');
+  const send = library.func('long send(int, const void *, size_t, int)');
+  const recv = library.func('long recv(int, void *, size_t, int)');
+  const close = library.func('int close(int)');
+  const setns = library.func('int setns(int, int)');
+  const strerror = library.func('const char *strerror(int)');
+  bound = {
+    socket: (domain, type, protocol) => socket(domain, type, protocol) as number,
+    setsockopt: (fd, level, name, value, length) => setsockopt(fd, level, name, value, length) as number,
+    send: (fd, buffer, length, flags) => Number(send(fd, buffer, length, flags)),
+    recv: (fd, buffer, length, flags) => Number(recv(fd, buffer, length, flags)),
+    close: (fd) => close(fd) as number,
+    setns: (fd, type) => setns(fd, type) as number,
+    strerror: (errno) => strerror(errno) as string,
+    errno: () => ffi.errno(),
+  };
+  return bound;
+}
