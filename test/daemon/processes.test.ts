@@ -85,7 +85,14 @@ t.test('processes started per call of the default chain through a daemon: none',
 
   t.equal((await served(socket)) - servedBefore, calls.length, 'the daemon served every call (no client fell back to one-shot)');
   t.same(difference(nothing, await leftovers(sandbox, list)), [], 'nothing is left');
+  // The controls that make a 0 mean something: strace still held every thread of the
+  // daemon, and saw each client's own exec.
+  t.strictSame(tracer.untraced(), [], 'strace traced every thread of the daemon to the end');
   await tracer.stop();
+  t.ok(
+    calls.every((entry) => readExecs(entry.clientTrace).length >= 1),
+    'strace saw each client start',
+  );
 
   const daemonExecs = readExecs(daemonTrace);
   const before = daemonExecs.filter((exec) => exec.at < (calls[0]?.startedAt ?? Infinity));

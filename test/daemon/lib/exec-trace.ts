@@ -54,6 +54,9 @@ export function readExecs(path: string): Exec[] {
 
 export interface Tracer {
   pid: number;
+  // The daemon's threads strace does not trace (one it failed to follow); empty when
+  // every thread is traced.
+  untraced(): number[];
   // Detaches (SIGTERM lets strace restore the tracees and flush its log) and waits for
   // strace to end; then the log is complete. Safe to call twice.
   stop(): Promise<void>;
@@ -84,10 +87,13 @@ export async function attachTracer(pid: number, output: string): Promise<Tracer>
     }
     await ended;
   };
+  const untraced = (): number[] =>
+    readdirSync(`/proc/${pid}/task`)
+      .map(Number)
+      .filter((task) => tracerOf(task) !== tracer);
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const tasks = readdirSync(`/proc/${pid}/task`);
-    if (tasks.length > 0 && tasks.every((task) => tracerOf(Number(task)) === tracer)) return { pid: tracer, stop };
+    if (untraced().length === 0) return { pid: tracer, untraced, stop };
     if (Date.now() > deadline || child.exitCode !== null) {
       await stop();
       throw new Error(`strace did not attach to ${pid}: ${stderr.trim()}`);
