@@ -105,7 +105,10 @@ async function main(): Promise<void> {
   if (chosen('footprint')) results.footprint = await runFootprint(implementations);
   if (chosen('sequential')) results.sequential = { n: plan.n, roundSize: plan.roundSize, results: await runSequential(implementations, plan.n, plan.roundSize) };
   if (chosen('parallel')) results.parallel = { count: plan.parallel, runs: await runParallel(implementations, plan.parallel, plan.parallelRuns) };
-  if (chosen('growth')) results.growth = { window: plan.window, rounds: plan.windowRounds, result: await runGrowth(implementations, plan.levels, plan.window, plan.windowRounds) };
+  if (chosen('growth')) {
+    const result = await runGrowth(implementations, plan.levels, plan.window, plan.windowRounds);
+    results.growth = { window: plan.window, rounds: plan.windowRounds, fullLevels: modes.full.levels, result };
+  }
   if (chosen('memory')) results.memory = { pairs: plan.memoryPairs, full: fullMemoryPairs, result: await runMemory(resident, plan.memoryPairs, plan.memoryEvery) };
 
   const report = renderReport(results, header(mode, trestle.label, resident.label, unusable, (performance.now() - started) / 1000));

@@ -1,4 +1,4 @@
-import { configTitles, roles, type Implementation } from './impls.js';
+import { configTitles, roles, type ConfigName, type Implementation } from './impls.js';
 import type { FootprintResult } from './sections/footprint.js';
 import type { GrowthResult } from './sections/growth.js';
 import { containerCount, type MemoryResult } from './sections/memory.js';
@@ -16,7 +16,8 @@ export interface Results {
   implementations: readonly Implementation[];
   sequential?: { n: number; roundSize: number; results: SequentialResult[] };
   parallel?: { count: number; runs: ParallelRun[] };
-  growth?: { window: number; rounds: number; result: GrowthResult };
+  // fullLevels: the levels the full mode reaches, to say what a shorter run left out.
+  growth?: { window: number; rounds: number; fullLevels: readonly number[]; result: GrowthResult };
   startup?: StartupResult[];
   footprint?: FootprintResult[];
   memory?: { pairs: number; full: number; result: MemoryResult };
@@ -41,8 +42,13 @@ function table(header: string[], rows: string[][]): string {
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
 }
 
-function p50(samples: OpSamples | undefined): number {
-  return samples ? summarize(samples.total).p50 : Number.NaN;
+// The two clocks of runtime.ts: the runtime's, and the plugins' own (exec to exit in the node).
+type Clock = 'runtime' | 'exec';
+const clockTitles: Record<Clock, string> = { runtime: "runtime's clock", exec: 'exec to exit' };
+const totals = (samples: OpSamples | undefined, clock: Clock): number[] => (clock === 'runtime' ? samples?.total : samples?.execTotal) ?? [];
+
+function p50(samples: OpSamples | undefined, clock: Clock = 'runtime'): number {
+  return samples ? summarize(totals(samples, clock)).p50 : Number.NaN;
 }
 
 // The header and cells of a comparison: the reference, then each other form and its ratio.
@@ -50,9 +56,9 @@ function compared(implementations: readonly Implementation[]): string[] {
   return [implementations[0]?.label ?? 'reference', ...implementations.slice(1).flatMap((implementation) => [implementation.label, 'ratio'])];
 }
 
-function comparedCells(samples: ReadonlyArray<OpSamples | undefined>, count: number): string[] {
-  const cells = [cell(samples[0]?.total ?? [])];
-  for (let index = 1; index < count; index += 1) cells.push(cell(samples[index]?.total ?? []), ratio(p50(samples[index]), p50(samples[0])));
+function comparedCells(samples: ReadonlyArray<OpSamples | undefined>, count: number, clock: Clock = 'runtime'): string[] {
+  const cells = [cell(totals(samples[0], clock))];
+  for (let index = 1; index < count; index += 1) cells.push(cell(totals(samples[index], clock)), ratio(p50(samples[index], clock), p50(samples[0], clock)));
   return cells;
 }
 
@@ -71,50 +77,68 @@ interface Target {
   goal: number;
   // Extra condition reported next to the number (e.g. failures).
   also?: { ok: boolean; note: string };
+  // Why this run has no figure (a level the short mode does not reach), said instead of one.
+  missing?: string;
 }
 
-// One-shot goals as the start-up issue set them; the daemon's as issue 10 sets them.
+type Form = Exclude<Implementation['key'], 'reference'>;
+const formIndex = (results: Results, key: Implementation['key']) => results.implementations.findIndex((implementation) => implementation.key === key);
+const formLabel = (results: Results, key: Implementation['key']) => results.implementations[formIndex(results, key)]?.label ?? key;
+
+function sequentialTarget(results: Results, key: Form, config: ConfigName, op: 'ADD' | 'DEL', goal: number, clock: Clock = 'runtime'): Target[] {
+  const result = results.sequential?.results.find((candidate) => candidate.config === config);
+  if (!result) return [];
+  const samples = op === 'ADD' ? result.add : result.del;
+  const what = `config ${config} ${op}, ${formLabel(results, key)} / reference p50${clock === 'runtime' ? '' : ` (${clockTitles[clock]})`}`;
+  return [{ what, measured: p50(samples[formIndex(results, key)], clock) / p50(samples[0], clock), goal }];
+}
+
+function parallelTarget(results: Results, key: Form, goal: number): Target[] {
+  const runs = results.parallel?.runs;
+  if (!runs) return [];
+  const wall = (wanted: Implementation['key']) => median(runs.filter((run) => run.implementation.key === wanted).map((run) => run.wallMs));
+  const failures = runs.filter((run) => run.implementation.key === key).reduce((sum, run) => sum + run.failures.length, 0);
+  return [
+    {
+      what: `${results.parallel?.count} parallel ADDs of config c, ${formLabel(results, key)} / reference wall (median of runs)`,
+      measured: wall(key) / wall('reference'),
+      goal,
+      also: { ok: failures === 0, note: `${failures} failures` },
+    },
+  ];
+}
+
+// ADD (window p50) at 1,000 containers against 10: a shorter run says so instead of
+// putting another level's figure in the target's place.
+function growthTarget(results: Results, key: Form, goal: number, clock: Clock = 'runtime'): Target[] {
+  const growth = results.growth;
+  if (!growth) return [];
+  const [from, to] = [10, 1000];
+  const at = (containers: number) => growth.result.levels.find((level) => level.containers === containers);
+  const what = `${formLabel(results, key)} ADD at ${thousands(to)} / ADD at ${from} containers (window p50${clock === 'runtime' ? '' : `, ${clockTitles[clock]}`})`;
+  const [low, high] = [at(from), at(to)];
+  const index = formIndex(results, key);
+  if (low && high) return [{ what, measured: p50(high.add[index], clock) / p50(low.add[index], clock), goal }];
+  const reached = growth.result.levels.map((level) => thousands(level.containers)).join(', ');
+  const full = growth.fullLevels.includes(to) ? `; \`--full\` reaches ${thousands(to)}` : '';
+  return [{ what, measured: Number.NaN, goal, missing: `not measured: this run's levels are ${reached}${full}` }];
+}
+
+// Issue 6's growth goal; one-shot goals as the start-up issue set them; the daemon's as
+// issue 10 sets them.
 const sequentialGoals = {
   trestle: [['c', 'ADD', 0.5], ['c', 'DEL', 0.3], ['b', 'ADD', 0.8], ['b', 'DEL', 0.5]],
   daemon: [['c', 'ADD', 0.25], ['c', 'DEL', 0.25], ['a', 'ADD', 0.8]],
 } as const;
 const parallelGoals = { trestle: 0.3, daemon: 0.2 } as const;
+const growthGoal = 1.2;
 
-function targets(results: Results): Target[] {
+function earlierTargets(results: Results): Target[] {
   const found: Target[] = [];
-  const index = (key: Implementation['key']) => results.implementations.findIndex((implementation) => implementation.key === key);
-  const forms = (['trestle', 'daemon'] as const).filter((key) => index(key) > 0);
-  const label = (key: Implementation['key']) => results.implementations[index(key)]?.label ?? key;
-  const sequential = results.sequential?.results;
-  for (const key of forms) {
-    for (const [config, op, goal] of sequentialGoals[key]) {
-      const result = sequential?.find((candidate) => candidate.config === config);
-      if (!result) continue;
-      const samples = op === 'ADD' ? result.add : result.del;
-      found.push({ what: `config ${config} ${op}, ${label(key)} / reference p50`, measured: p50(samples[index(key)]) / p50(samples[0]), goal });
-    }
-  }
-  const runs = results.parallel?.runs;
-  if (runs) {
-    const wall = (key: string) => median(runs.filter((run) => run.implementation.key === key).map((run) => run.wallMs));
-    for (const key of forms) {
-      const failures = runs.filter((run) => run.implementation.key === key).reduce((sum, run) => sum + run.failures.length, 0);
-      found.push({
-        what: `${results.parallel?.count} parallel ADDs, ${label(key)} / reference wall (median of runs)`,
-        measured: wall(key) / wall('reference'),
-        goal: parallelGoals[key],
-        also: { ok: failures === 0, note: `${failures} failures` },
-      });
-    }
-  }
-  const levels = results.growth?.result.levels;
-  if (levels && levels.length > 1) {
-    const first = levels[0];
-    const last = levels.at(-1);
-    for (const key of forms) {
-      found.push({ what: `${label(key)} ADD at ${last?.containers} / ADD at ${first?.containers} containers (p50)`, measured: p50(last?.add[index(key)]) / p50(first?.add[index(key)]), goal: 1.2 });
-    }
-  }
+  const forms = (['trestle', 'daemon'] as const).filter((key) => formIndex(results, key) > 0);
+  for (const key of forms) for (const [config, op, goal] of sequentialGoals[key]) found.push(...sequentialTarget(results, key, config, op, goal));
+  for (const key of forms) found.push(...parallelTarget(results, key, parallelGoals[key]));
+  for (const key of forms) found.push(...growthTarget(results, key, growthGoal));
   const oneShot = results.footprint?.find((result) => result.implementation.key === 'trestle');
   if (oneShot) {
     found.push({ what: `${oneShot.implementation.label} peak RSS of one ADD, largest plugin (MB)`, measured: Math.max(...Object.values(oneShot.rssKb)) / 1024, goal: 60 });
@@ -145,13 +169,40 @@ function targets(results: Results): Target[] {
   return found;
 }
 
-function targetsSection(results: Results): string {
-  const rows = targets(results).map((target) => {
+// Issue 11 (no process per call): every figure in resident mode, against the reference.
+const residentSequentialGoals = [['a', 'ADD', 0.3], ['a', 'DEL', 0.3], ['c', 'ADD', 0.15], ['c', 'DEL', 0.15]] as const;
+const residentParallelGoal = 0.1;
+const residentGrowthGoal = 1.1;
+
+// Each latency on both clocks: the runtime's (as every earlier target) and exec to exit,
+// without the spawn and nsenter that weigh most on calls this short.
+function residentTargets(results: Results): Target[] {
+  if (formIndex(results, 'daemon') <= 0) return [];
+  const clocks: Clock[] = ['runtime', 'exec'];
+  const found = residentSequentialGoals.flatMap(([config, op, goal]) => clocks.flatMap((clock) => sequentialTarget(results, 'daemon', config, op, goal, clock)));
+  found.push(...parallelTarget(results, 'daemon', residentParallelGoal));
+  found.push(...clocks.flatMap((clock) => growthTarget(results, 'daemon', residentGrowthGoal, clock)));
+  return found;
+}
+
+function targetTable(list: readonly Target[]): string {
+  const rows = list.map((target) => {
+    if (target.missing !== undefined) return [target.what, `– (${target.missing})`, `≤ ${target.goal}`, 'n/a'];
     const met = Number.isFinite(target.measured) && target.measured <= target.goal && (target.also?.ok ?? true);
     const measured = `${Number.isFinite(target.measured) ? target.measured.toFixed(2) : '–'}${target.also ? ` (${target.also.note})` : ''}`;
     return [target.what, measured, `≤ ${target.goal}`, Number.isFinite(target.measured) ? (met ? 'met' : 'missed') : 'n/a'];
   });
-  return `## Targets\n\n${table(['target', 'measured', 'goal', ''], rows)}`;
+  return table(['target', 'measured', 'goal', ''], rows);
+}
+
+function targetsSection(results: Results): string {
+  const resident = residentTargets(results);
+  const earlier = earlierTargets(results);
+  return [
+    '## Targets',
+    ...(resident.length > 0 ? ['Issue 11 (no process per call), resident mode against the reference:', targetTable(resident)] : []),
+    ...(earlier.length > 0 ? ["Earlier issues' targets, still checked (issue 6's growth, the start-up issue's one-shot figures, issue 10's with the daemon):", targetTable(earlier)] : []),
+  ].join('\n\n');
 }
 
 function sequentialSection(results: Results): string {
@@ -160,19 +211,22 @@ function sequentialSection(results: Results): string {
   const { implementations } = results;
   const count = implementations.length;
   const rows: string[][] = [];
+  const execRows: string[][] = [];
   const perPlugin: string[][] = [];
   const notes: string[] = [];
   const inside: string[][] = [];
   for (const result of sequential.results) {
     for (const [op, samples] of [['ADD', result.add], ['DEL', result.del]] as const) {
       rows.push([configTitles[result.config], op, ...comparedCells(samples, count)]);
+      execRows.push([configTitles[result.config], op, ...comparedCells(samples, count, 'exec')]);
       for (const [index, implementation] of implementations.entries()) {
         if (!implementation.resident) continue;
         for (const role of roles) {
           const runtime = summarize(samples[index]?.byRole.get(role) ?? []).p50;
+          const exec = summarize(samples[index]?.execByRole.get(role) ?? []).p50;
           const daemon = daemonP50(result.daemonCalls[index] ?? [], op, implementation.types[role]);
           if (!Number.isFinite(runtime)) continue;
-          inside.push([result.config, op, implementation.types[role], ms(runtime), ms(daemon), ms(runtime - daemon)]);
+          inside.push([result.config, op, implementation.types[role], ms(runtime), ms(exec), ms(daemon), ms(runtime - exec), ms(exec - daemon)]);
         }
       }
       for (const role of roles) {
@@ -188,12 +242,14 @@ function sequentialSection(results: Results): string {
   return [
     `## Sequential ADD and DEL (ms)\n\nN = ${sequential.n} per implementation and operation, in alternating rounds of ${sequential.roundSize} (at most ${sequential.roundSize} containers on the bridge); p50 / p90 / max.\n`,
     table(['config', 'op', ...compared(implementations)], rows),
+    `\nThe same calls, exec to exit: each plugin timed inside the node by bench/exec-timer.c, summed over the chain; without Node's spawn and nsenter (the same for every implementation; how much, in the daemon's table below: "spawn + nsenter"), which the runtime's clock above includes:\n`,
+    table(['config', 'op', ...compared(implementations)], execRows),
     `\nPer plugin, p50 ms (the bridge's time includes its IPAM delegate):\n`,
     table(['config', 'op', 'plugin', ...compared(implementations)], perPlugin),
     ...(inside.length > 0
       ? [
-          `\nWith the daemon, per plugin, p50 ms: the runtime's time, the daemon's own (its log line: request read to answer), and the rest (the runtime's spawn of nsenter and the client, the client's start-up, the round trip):\n`,
-          table(['config', 'op', 'plugin', 'runtime', 'inside the daemon', 'rest'], inside),
+          `\nWith the daemon, per plugin, p50 ms: the runtime's time; exec to exit (the client's run); the daemon's own (its log line: request read to answer); and the differences: the runtime's spawn of nsenter and nsenter's start (runtime − exec), the client's start-up and round trip (exec − daemon):\n`,
+          table(['config', 'op', 'plugin', 'runtime', 'exec to exit', 'inside the daemon', 'spawn + nsenter', 'client + round trip'], inside),
         ]
       : []),
     notes.length > 0 ? `\n${notes.join('\n')}` : '',
@@ -244,9 +300,16 @@ function growthSection(results: Results): string {
   const rows: string[][] = [];
   const notes: string[] = [];
   let previous = 0;
+  const [first] = growth.result.levels;
   for (const level of growth.result.levels) {
     rows.push([String(level.containers), `ADD ${previous + 1}–${level.containers} (fill)`, ...comparedCells(level.fill, count)]);
     for (const [op, samples] of [['ADD', level.add], ['DEL', level.del]] as const) rows.push([String(level.containers), `${op} (window)`, ...comparedCells(samples, count)]);
+    if (first && level !== first) {
+      for (const clock of ['runtime', 'exec'] as const) {
+        const growthRatio = (index: number) => ratio(p50(level.add[index], clock), p50(first.add[index], clock));
+        rows.push([String(level.containers), `ADD (window) ÷ at ${first.containers}, ${clockTitles[clock]}`, growthRatio(0), ...implementations.slice(1).flatMap((_, index) => [growthRatio(index + 1), ''])]);
+      }
+    }
     rows.push([String(level.containers), 'rules in ruleset', String(level.rules[0] ?? '–'), ...level.rules.slice(1).flatMap((rules) => [String(rules), ''])]);
     for (const [index, implementation] of implementations.entries()) {
       for (const [what, samples] of [['fill', level.fill[index]], ['ADD', level.add[index]], ['DEL', level.del[index]]] as const) {
@@ -255,6 +318,7 @@ function growthSection(results: Results): string {
     }
     previous = level.containers;
   }
+  const skipped = growth.fullLevels.filter((containers) => !growth.result.levels.some((level) => level.containers === containers));
   const cleanup = growth.result.cleanup.map((entry, index) => [
     implementations[index]?.label ?? '',
     String(entry.containers),
@@ -262,7 +326,7 @@ function growthSection(results: Results): string {
     `${(entry.settleMs / 1000).toFixed(1)}${entry.settled ? '' : ' (still busy)'}`,
   ]);
   return [
-    `## Growth: config c on one bridge (ms)\n\nAt each level, ${growth.rounds} windows of ${growth.window} ADDs then their ${growth.window} DELs per implementation, in alternating order; p50 / p90 / max.\n`,
+    `## Growth: config c on one bridge (ms)\n\nAt each level, ${growth.rounds} windows of ${growth.window} ADDs then their ${growth.window} DELs per implementation, in alternating order; p50 / p90 / max. "ADD (window) ÷ at ${first?.containers}": that level's ADD p50 over the first level's, per implementation, on the runtime's clock and exec to exit (see the sequential section).${skipped.length > 0 ? ` Levels stop at ${thousands(growth.result.levels.at(-1)?.containers)} in this run: \`--full\` adds ${skipped.map(thousands).join(', ')}.` : ''}\n`,
     table(['containers', 'op', ...compared(implementations)], rows),
     notes.length > 0 ? `\n${notes.join('\n')}` : '',
     `\nRemoving a node with its containers (\`ip netns del\`, then until the CPU is idle again), one after the other in this order:\n`,

@@ -4,10 +4,13 @@ import type { BenchNode, Container } from './node.js';
 import type { Attachment, ChainOutcome, Json, Runtime } from './runtime.js';
 
 // Latencies of one operation (ADD or DEL) for one implementation: the whole chain,
-// and each plugin of it (the bridge's time includes its IPAM delegate).
+// and each plugin of it (the bridge's time includes its IPAM delegate), on both clocks
+// (runtime.ts: the runtime's, and exec to exit in the node).
 export class OpSamples {
   readonly total: number[] = [];
   readonly byRole = new Map<Role, number[]>();
+  readonly execTotal: number[] = [];
+  readonly execByRole = new Map<Role, number[]>();
   readonly failures: string[] = [];
 
   record(implementation: Implementation, outcome: ChainOutcome): void {
@@ -16,12 +19,15 @@ export class OpSamples {
       return;
     }
     this.total.push(outcome.ms);
+    this.execTotal.push(outcome.execMs);
     for (const call of outcome.calls) {
       const role = roleOf(implementation, call.type);
       if (role === undefined) continue;
-      const samples = this.byRole.get(role) ?? [];
-      samples.push(call.ms);
-      this.byRole.set(role, samples);
+      for (const [byRole, ms] of [[this.byRole, call.ms], [this.execByRole, call.execMs]] as const) {
+        const samples = byRole.get(role) ?? [];
+        samples.push(ms);
+        byRole.set(role, samples);
+      }
     }
   }
 }

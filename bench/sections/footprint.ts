@@ -71,8 +71,16 @@ function lastLine(file: string): string {
   }
 }
 
+// NaN once the process is gone (a daemon restarts itself onto a new build when someone
+// rebuilds during the run).
 export function vmRssKb(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return Number.NaN;
+  }
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
   return match ? Number(match[1]) : Number.NaN;
 }
 

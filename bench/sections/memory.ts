@@ -40,6 +40,10 @@ export async function runMemory(implementation: Implementation, pairs: number, e
       done += 1;
       if (done % every === 0 || done === pairs) {
         const sample = { pairs: done, rssKb: vmRssKb(pid), seconds: (performance.now() - started) / 1000 };
+        if (Number.isNaN(sample.rssKb)) {
+          result.failures.push(`the daemon (pid ${pid}) was gone after ${done} pairs: someone rebuilt? The section stopped there`);
+          break;
+        }
         result.samples.push(sample);
         log(`memory: ${done}/${pairs} pairs, daemon VmRSS ${(sample.rssKb / 1024).toFixed(1)} MB, ${((sample.seconds / done) * 1000).toFixed(1)} ms a pair`);
       }

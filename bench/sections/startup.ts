@@ -7,7 +7,7 @@ import { repoRoot } from '../../src/sandbox/sandbox.js';
 import { cniVersion, roles, type Implementation, type Role } from '../impls.js';
 import { log } from '../log.js';
 import { BenchNode } from '../node.js';
-import { Runtime } from '../runtime.js';
+import { execTimer, Runtime } from '../runtime.js';
 import { inTurn } from '../workload.js';
 
 // The start-up floor: VERSION does no work beyond answering, so its latency is what
@@ -25,8 +25,6 @@ export interface StartupResult {
   execMs: number[];
   failures: number;
 }
-
-export const execTimer = join(repoRoot, 'dist', 'bench-exec-timer');
 
 // The single-executable form (make sea), linked under the plugin names as make
 // install links it, when it has been built: it is timed beside the script form.
