@@ -78,9 +78,9 @@ const subnet = '10.88.0.0/16';
 
 export function conflist(implementation: Implementation, config: ConfigName, node: BenchNode): ConfList {
   const { types } = implementation;
-  // Trestle keeps firewall ownership files in stateDir (default /run/trestle): the
-  // sandbox's own directory keeps the benchmark off the machine's state.
-  const state = (type: string): Json => (isTrestleType(type) ? { stateDir: node.sandbox.stateDir } : {});
+  // Trestle keeps firewall ownership files in stateDir (default /run/trestle): a
+  // directory of the node's own keeps the benchmark off the machine's state.
+  const state = (type: string): Json => (isTrestleType(type) ? { stateDir: node.stateDir } : {});
   const plugins: Json[] = [
     {
       type: types.bridge,

@@ -10,11 +10,11 @@ import { socketPath } from '../daemon/wire.js';
 import { ownerMatches } from '../plugins/bridge/owner.js';
 import { listLinks } from '../host/links.js';
 import { listRoutes, type RouteEntry } from '../host/addresses.js';
-import { nftJson } from '../host/nft.js';
+import { koffi } from '../host/native/koffi.js';
+import { nftJson, nftablesProblem } from '../host/nft.js';
 import { readSysctl } from '../host/sysctl.js';
 import { DiskStore } from '../ipam/disk-store.js';
 import { debrisGraceMs } from '../util/debris.js';
-import { execFile } from '../util/exec.js';
 import { formatPrefix, netmask, parsePrefix, type Prefix } from '../util/ip.js';
 import { readConfDir, type NetworkSummary } from './networks.js';
 
@@ -26,22 +26,19 @@ export interface Finding {
   detail: string;
 }
 
-function commandVersion(file: string, args: string[]): string | undefined {
-  const outcome = execFile(file, args);
-  if (outcome.spawnError || outcome.status !== 0) return undefined;
-  return outcome.stdout.trim().split('\n')[0];
-}
-
-function tools(): Finding[] {
-  const nft = commandVersion('nft', ['--version']);
-  const ip = commandVersion('ip', ['-V']);
+// The plugins reach the kernel through koffi's native module (netlink) and
+// libnftables: without either, every ADD fails.
+function native(): Finding[] {
+  let version: string;
+  try {
+    version = koffi().version;
+  } catch (error) {
+    return [{ check: 'native module', verdict: 'fail', detail: (error as Error).message }];
+  }
+  const problem = nftablesProblem();
   return [
-    nft
-      ? { check: 'nftables', verdict: 'ok', detail: nft }
-      : { check: 'nftables', verdict: 'fail', detail: 'nft is not installed: ipMasq and trestle-portmap need it (apt-get install nftables)' },
-    ip
-      ? { check: 'iproute2', verdict: 'ok', detail: ip }
-      : { check: 'iproute2', verdict: 'fail', detail: 'ip is not installed: trestle-bridge needs it (apt-get install iproute2)' },
+    { check: 'native module', verdict: 'ok', detail: `koffi ${version}` },
+    problem === undefined ? { check: 'nftables', verdict: 'ok', detail: 'libnftables.so.1 loads' } : { check: 'nftables', verdict: 'fail', detail: `${problem}: ipMasq and trestle-portmap need it (apt-get install nftables)` },
   ];
 }
 
@@ -176,10 +173,12 @@ async function staleAllocations(networks: NetworkSummary[]): Promise<Finding[]> 
 
 export async function diagnose(confDir: string): Promise<Finding[]> {
   const reading = readConfDir(confDir);
-  const findings: Finding[] = [...tools(), await daemon(), forwarding(), await forwardPolicy()];
+  const loaded = native();
+  const usable = loaded.every((finding) => finding.verdict === 'ok');
+  const findings: Finding[] = [...loaded, await daemon(), forwarding(), ...(usable ? [await forwardPolicy()] : [])];
   if (!existsSync(confDir)) findings.push({ check: 'configuration', verdict: 'warn', detail: `${confDir} does not exist: no network to check` });
   else if (reading.networks.length === 0 && reading.problems.length === 0) findings.push({ check: 'configuration', verdict: 'warn', detail: `no network configuration in ${confDir}` });
   for (const problem of reading.problems) findings.push({ check: 'configuration', verdict: 'fail', detail: `${problem.file}: ${problem.reason}` });
-  findings.push(...(await subnetOverlaps(reading.networks)), ...(await staleAllocations(reading.networks)));
+  if (usable) findings.push(...(await subnetOverlaps(reading.networks)), ...(await staleAllocations(reading.networks)));
   return findings;
 }

@@ -81,8 +81,13 @@ export class Daemon {
 
   constructor(private readonly options: DaemonOptions) {
     this.build = installedBuild(options.bundleDir);
-    // Requests share this process: none may block another while ip or nft runs.
+    // Requests share this process: none may block another while a delegated plugin runs.
     runProgramsConcurrently();
+    // Deleting a veth keeps a thread of libuv's pool for 15-40 ms (removeLink), and the
+    // locks' file system calls run on the same pool: 4 threads (the default) would
+    // make a burst of DELs stall every other call. Read when the pool first starts,
+    // which no daemon code has made it do yet.
+    process.env['UV_THREADPOOL_SIZE'] ??= '16';
   }
 
   async start(): Promise<void> {

@@ -1,7 +1,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { HostError } from './errors.js';
 import { decodeAttributes, decodeString, decodeU32, decodeU8, Flags, nestedAttribute, stringAttribute, u32Attribute, u8Attribute, attribute } from './netlink/message.js';
-import { LinkAttribute, LinkInfo, Rtm, linkHeader, withRouteSession, type RouteSession } from './netlink/route.js';
+import { LinkAttribute, LinkInfo, RouteSession, Rtm, linkHeader, withRouteSession } from './netlink/route.js';
+import { NetlinkError } from './netlink/socket.js';
 import { Errno, lookup, type HostOperation } from './operations.js';
 import { listAddresses } from './addresses.js';
 
@@ -262,4 +263,44 @@ export function deleteLink(name: string): HostOperation {
       session.socket.change(Rtm.delLink, 0, Buffer.concat([linkHeader(), stringAttribute(LinkAttribute.name, name)]));
     },
   };
+}
+
+// How long removeLink polls back to back for the link to leave its namespace before
+// it waits a millisecond between looks (the kernel takes well under one normally).
+const busyPolls = 100;
+
+// Deletes a link (both ends of a veth) and returns as soon as it is gone from its
+// namespace: the kernel unlists a device at once but returns from the deletion only
+// after RCU grace periods, 15-40 ms here. That wait runs on a worker thread; nothing
+// can use the device meanwhile, and a process that exits or is killed during it does
+// not stop the kernel from finishing. A link that is already gone is no error.
+export async function removeLink(name: string, netns?: string): Promise<void> {
+  const session = RouteSession.open(netns);
+  let deleter: RouteSession | undefined;
+  try {
+    deleter = RouteSession.open(netns);
+    const owned = deleter;
+    let outcome: { error?: unknown } | undefined;
+    const deletion = owned.socket
+      .changeInBackground(Rtm.delLink, 0, Buffer.concat([linkHeader(), stringAttribute(LinkAttribute.name, name)]))
+      .then(
+        () => (outcome = {}),
+        (error: unknown) => (outcome = { error }),
+      )
+      .finally(() => owned.close());
+    deleter = undefined;
+    for (let polls = 0; outcome === undefined; polls++) {
+      if (lookup(`look up ${name}`, () => session.indexOf(name)) === undefined) return;
+      session.forget(name);
+      await (polls < busyPolls ? new Promise((resolve) => setImmediate(resolve)) : new Promise((resolve) => setTimeout(resolve, 1)));
+    }
+    await deletion;
+    const { error } = outcome as { error?: unknown };
+    if (error === undefined || (error instanceof NetlinkError && error.errno === Errno.noDevice)) return;
+    if (error instanceof NetlinkError) throw new HostError(`failed to delete ${name}: ${error.reason}`, error.reason, false, `delete ${name}`);
+    throw error;
+  } finally {
+    deleter?.close();
+    session.close();
+  }
 }

@@ -1,36 +1,28 @@
-import { readFileSync, readlinkSync, statSync, statfsSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, statfsSync } from 'node:fs';
+import { libc } from './native/libc.js';
 
 // The file system type of namespace files (NSFS_MAGIC in linux/magic.h).
 const nsfsMagic = 0x6e736673;
 
-// The identity of the namespace a path names ("net:[4026532281]"), or undefined when
-// it names none. statfs first: anything but nsfs is no namespace. A /proc/<pid>/ns/<type>
-// link names its namespace itself; a bind mount of one (/run/netns/NAME, as runtimes
-// make them) does not, but the mount table records what it holds, by inode.
-function namespaceIdentity(path: string): string | undefined {
+const NS_GET_NSTYPE = 0xb703;
+const CLONE_NEWNET = 0x40000000;
+
+// The inode that identifies the network namespace a path names (/proc/<pid>/ns/net,
+// or a bind mount of one such as /run/netns/NAME), or undefined when it names none.
+// statfs first: anything but nsfs is no namespace; then the kernel says which type it
+// is. Constant cost, where reading the mount table grew with every container's mount.
+function networkNamespaceInode(path: string): number | undefined {
+  let fd: number;
   try {
     if (statfsSync(path).type !== nsfsMagic) return undefined;
-    const link = readLink(path);
-    if (link !== undefined && identityPattern.test(link)) return link;
-    const inode = String(statSync(path).ino);
-    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-      const root = line.split(' ', 5)[3];
-      const match = root === undefined ? null : identityPattern.exec(root);
-      if (match && match[2] === inode) return root;
-    }
-    return undefined;
+    fd = openSync(path, 'r');
   } catch {
     return undefined;
   }
-}
-
-const identityPattern = /^([a-z_]+):\[(\d+)\]$/;
-
-function readLink(path: string): string | undefined {
   try {
-    return readlinkSync(path);
-  } catch {
-    return undefined;
+    return libc().ioctl(fd, NS_GET_NSTYPE) === CLONE_NEWNET ? fstatSync(fd).ino : undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -39,12 +31,12 @@ function readLink(path: string): string | undefined {
 // a namespace that is gone: DEL must still succeed there, and no command can enter it.
 // Only a network namespace counts: /proc/self/ns/mnt is a namespace file too.
 export function namespaceExists(path: string): boolean {
-  return namespaceIdentity(path)?.startsWith('net:[') ?? false;
+  return networkNamespaceInode(path) !== undefined;
 }
 
 // True when `path` is the network namespace this process runs in (the node's, for a
 // plugin): ADD, CHECK and DEL must never configure it as a container's.
 export function isCurrentNetworkNamespace(path: string): boolean {
-  const identity = namespaceIdentity(path);
-  return identity !== undefined && identity.startsWith('net:[') && identity === namespaceIdentity('/proc/self/ns/net');
+  const inode = networkNamespaceInode(path);
+  return inode !== undefined && inode === networkNamespaceInode('/proc/thread-self/ns/net');
 }

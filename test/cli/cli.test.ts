@@ -142,7 +142,7 @@ t.test('doctor says whether a daemon answers and whether it runs the installed b
   // trestle.build beside it.
   const upgraded = join(sandbox.dir, 'upgraded');
   mkdirSync(upgraded);
-  copyFileSync(join(repoRoot, 'dist/trestle.cjs'), join(upgraded, 'trestle.cjs'));
+  for (const file of ['trestle.cjs', 'koffi.node']) copyFileSync(join(repoRoot, 'dist', file), join(upgraded, file));
   writeFileSync(join(upgraded, 'trestle.build'), '0123456789abcdef\n');
   const mismatch = await daemonFinding(sandbox.socketPath, [process.execPath, join(upgraded, 'trestle.cjs')]);
   t.equal(mismatch.exitCode, 0, 'a build mismatch is no failure');

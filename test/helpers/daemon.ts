@@ -253,7 +253,7 @@ export function copyTree(root: string): string {
   for (const name of ['trestle', 'package.json']) copyFileSync(join(trestleBin, name), join(root, 'bin', name));
   const dist = join(repoRoot, 'dist');
   for (const name of readdirSync(dist)) {
-    if (name.endsWith('.cjs') || name === 'trestle.build') copyFileSync(join(dist, name), join(root, 'dist', name));
+    if (name.endsWith('.cjs') || name === 'trestle.build' || name === 'koffi.node') copyFileSync(join(dist, name), join(root, 'dist', name));
   }
   return join(root, 'bin', 'trestle');
 }

@@ -11,7 +11,6 @@ import { delegate } from '../../src/cni/delegate.js';
 import { parseNetConf } from '../../src/cni/config.js';
 import { ErrorCode } from '../../src/cni/errors.js';
 import { validateContainerId, validateDirectory, validateInterfaceName, validateNetworkName } from '../../src/cni/validate.js';
-import { originalDestinationPorts } from '../../src/host/conntrack.js';
 import { parseHostLocalConfig } from '../../src/ipam/host-local-config.js';
 import { parseRangeSets } from '../../src/ipam/ranges.js';
 import { parseBridgeConfig } from '../../src/plugins/bridge/config.js';
@@ -126,15 +125,6 @@ t.test('owner labels fit the kernel alias (255 bytes) and still name their owner
   t.match(ownerAlias('net', longId, 'eth0'), /^trestle\/net\/cccccccccccc\+[0-9a-f]{16}\/eth0$/);
   t.notOk(ownerMatches('something else', shortOwner));
   t.notOk(labelsNetwork(undefined, 'net'));
-});
-
-t.test('conntrack listings: the original destination port of each entry', async (t) => {
-  const listing = [
-    'udp      17 28 src=192.168.1.20 dst=192.168.1.10 sport=40000 dport=5353 [UNREPLIED] src=192.168.1.10 dst=192.168.1.20 sport=5353 dport=40000 mark=0 use=1',
-    'udp      17 170 src=10.0.0.2 dst=10.0.0.1 sport=53 dport=9999 src=10.0.0.1 dst=10.0.0.2 sport=9999 dport=53 [ASSURED] mark=0 use=1',
-    '',
-  ].join('\n');
-  t.strictSame([...originalDestinationPorts(listing)], [5353, 9999]);
 });
 
 t.test('a delegated plugin that fails without a CNI error, prints nothing, or ignores its input', async (t) => {

@@ -45,10 +45,16 @@ t.test('ADD flushes stale UDP conntrack entries for its host port', async (t) =>
   await sandbox.addLan();
   const list = sandbox.conflist(natPlugins(sandbox));
   const runner = sandbox.runner();
-  // A datagram to the port before any mapping exists leaves a conntrack entry
+  // Connection tracking starts in a namespace with the first rule that needs it: a
+  // first container's mapping puts Trestle's NAT table in place.
+  const first = await sandbox.addContainer();
+  runner.add(list, sandbox.attachment(first, { capabilities: { portMappings: [{ hostPort: 8081, containerPort: 80, protocol: 'tcp' }] } }));
+  // A datagram to the port before its mapping exists leaves a conntrack entry
   // pointing at the node itself; without the flush, replies would keep going there.
   startUdpEcho(sandbox, sandbox.node, '0.0.0.0', 5353);
   t.equal(await udpRoundTrip(sandbox, sandbox.lanNs, lan.nodeAddress, 5353), 'echo:ping', 'the node answers on 5353 before the mapping');
+  const before = await sandbox.inNode('conntrack', ['-L', '-p', 'udp', '--orig-port-dst', '5353'], { reject: false });
+  t.match(String(before.stdout), /dport=5353/, 'the datagram left an entry for the port');
   const container = await sandbox.addContainer();
   runner.add(list, sandbox.attachment(container, { capabilities: { portMappings: [{ hostPort: 5353, containerPort: 53, protocol: 'udp' }] } }));
   const entries = await sandbox.inNode('conntrack', ['-L', '-p', 'udp', '--orig-port-dst', '5353'], { reject: false });

@@ -5,9 +5,12 @@ export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number;
   send(fd: number, buffer: Buffer, length: number, flags: number): number;
+  // send(2) on a worker thread of libuv's pool: resolves with its return value.
+  sendInBackground(fd: number, buffer: Buffer, length: number, flags: number): Promise<number>;
   recv(fd: number, buffer: Buffer, length: number, flags: number): number;
   close(fd: number): number;
   setns(fd: number, type: number): number;
+  ioctl(fd: number, request: number): number;
   strerror(errno: number): string;
   errno(): number;
 }
@@ -24,14 +27,20 @@ export function libc(): Libc {
   const recv = library.func('long recv(int, void *, size_t, int)');
   const close = library.func('int close(int)');
   const setns = library.func('int setns(int, int)');
+  const ioctl = library.func('int ioctl(int, unsigned long, ...)');
   const strerror = library.func('const char *strerror(int)');
   bound = {
     socket: (domain, type, protocol) => socket(domain, type, protocol) as number,
     setsockopt: (fd, level, name, value, length) => setsockopt(fd, level, name, value, length) as number,
     send: (fd, buffer, length, flags) => Number(send(fd, buffer, length, flags)),
+    sendInBackground: (fd, buffer, length, flags) =>
+      new Promise((resolve, reject) => {
+        (send as unknown as { async(...args: unknown[]): void }).async(fd, buffer, length, flags, (error: unknown, sent: unknown) => (error ? reject(error) : resolve(Number(sent))));
+      }),
     recv: (fd, buffer, length, flags) => Number(recv(fd, buffer, length, flags)),
     close: (fd) => close(fd) as number,
     setns: (fd, type) => setns(fd, type) as number,
+    ioctl: (fd, request) => ioctl(fd, request) as number,
     strerror: (errno) => strerror(errno) as string,
     errno: () => ffi.errno(),
   };

@@ -105,9 +105,13 @@ export class NetlinkSocket {
     this.fd = -1;
   }
 
-  private send(type: number, flags: number, body: Buffer): number {
+  private message(type: number, flags: number, body: Buffer): Buffer {
     this.sequence = (this.sequence + 1) >>> 0;
-    const message = encodeMessage(type, flags | Flags.request, this.sequence, body);
+    return encodeMessage(type, flags | Flags.request, this.sequence, body);
+  }
+
+  private send(type: number, flags: number, body: Buffer): number {
+    const message = this.message(type, flags, body);
     for (;;) {
       const sent = this.c.send(this.fd, message, message.length, 0);
       if (sent === message.length) return this.sequence;
@@ -135,7 +139,22 @@ export class NetlinkSocket {
   // A change (new, delete, set): returns once the kernel acknowledged it, or throws
   // its error.
   change(type: number, flags: number, body: Buffer): void {
-    const sequence = this.send(type, flags | Flags.ack, body);
+    this.acknowledgement(this.send(type, flags | Flags.ack, body));
+  }
+
+  // The same, with the kernel's work done on a worker thread while this one goes on:
+  // deleting a device returns from the kernel only after RCU grace periods, tens of
+  // milliseconds after the device left its namespace.
+  async changeInBackground(type: number, flags: number, body: Buffer): Promise<void> {
+    const message = this.message(type, flags | Flags.ack, body);
+    const sequence = this.sequence;
+    const sent = await this.c.sendInBackground(this.fd, message, message.length, 0);
+    // The worker's errno is not ours to read; EIO stands for any failed send.
+    if (sent !== message.length) throw failure(this.c, 5);
+    this.acknowledgement(sequence);
+  }
+
+  private acknowledgement(sequence: number): void {
     for (;;) {
       for (const message of this.receive(sequence)) {
         if (message.type !== MessageType.error) continue;

@@ -20,6 +20,8 @@ import {
   setPromiscuous,
   type Link,
 } from '../../host/links.js';
+import { linkPresent } from '../../host/presence.js';
+import { namespaceExists } from '../../host/netns.js';
 import { enableForwarding } from '../../host/sysctl.js';
 import { podOf, writeRecord, type AttachmentRecord } from '../../attachments/records.js';
 import { ipamClient } from '../../ipam/client.js';
@@ -135,6 +137,16 @@ async function undoBridgeChanges(config: BridgeConfig, changes: BridgeChanges): 
   else await applyOperations(changes.addedGateways.map((cidr) => deleteAddress(cidr, config.bridge)));
 }
 
+// What the runtime should hear when something this ADD works on was removed under it:
+// the container's namespace (3, as if it had been gone from the start: the kernel's
+// words would depend on the instant), or the bridge (11: another ADD recreates it).
+function vanished(error: unknown, netns: string, bridge: string): unknown {
+  if (!(error instanceof HostError)) return error;
+  if (!namespaceExists(netns)) return new CniError(ErrorCode.UnknownContainer, `network namespace ${netns} was removed during ADD`);
+  if (!linkPresent(bridge)) return new CniError(ErrorCode.TryAgainLater, `bridge ${bridge} was deleted during ADD (${error.message}); try again`);
+  return error;
+}
+
 export async function attach(context: PluginContext, config: BridgeConfig): Promise<Result> {
   const { invocation } = context;
   requireContainerNamespace(invocation.netns);
@@ -175,6 +187,8 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
     writeRecord(config.stateDir, record);
     return result;
   } catch (error) {
+    // Judged before the undoing below, which may itself remove a bridge this ADD made.
+    const failure = vanished(error, invocation.netns, config.bridge);
     // Undo in reverse: the rules, the veth (deleting one end deletes both), what the
     // bridge gained, and last the addresses, which nothing may refer to once free.
     // Each step is best effort: the original error is what the runtime must see.
@@ -185,6 +199,6 @@ export async function attach(context: PluginContext, config: BridgeConfig): Prom
     if (!vethCreationFailed) undo.unshift(() => applyOperations([deleteLink(hostVeth)]));
     for (const step of undo) await step().catch(() => undefined);
     await ipam.del().catch(() => undefined);
-    return hostFailure(error);
+    return hostFailure(failure);
   }
 }

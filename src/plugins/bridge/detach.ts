@@ -1,7 +1,6 @@
 import type { PluginContext } from '../../cni/skel.js';
 import { NftablesFirewall } from '../../firewall/nftables.js';
-import { applyOperations } from '../../host/operations.js';
-import { deleteLink, listLinks } from '../../host/links.js';
+import { listLinks, removeLink } from '../../host/links.js';
 import { namespaceExists } from '../../host/netns.js';
 import { removeRecord } from '../../attachments/records.js';
 import { ipamClient } from '../../ipam/client.js';
@@ -23,12 +22,12 @@ export async function detach(context: PluginContext, config: BridgeConfig): Prom
   try {
     if (invocation.netns !== '' && namespaceExists(invocation.netns)) {
       // Deleting either end of a veth deletes both.
-      await applyOperations([deleteLink(invocation.ifname)], invocation.netns);
+      await removeLink(invocation.ifname, invocation.netns);
     } else {
       // Without a reachable namespace the veth normally died with it; if something
       // else keeps that namespace alive, find our host end by its owner label.
       const leftovers = (await listLinks(undefined, { master: config.bridge })).filter((link) => ownerMatches(link.alias, owner));
-      await applyOperations(leftovers.map((link) => deleteLink(link.name)));
+      for (const link of leftovers) await removeLink(link.name);
     }
     for (const warning of await new NftablesFirewall(config.stateDir).removeAll(owner)) context.warn(warning);
   } catch (error) {
