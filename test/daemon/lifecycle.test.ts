@@ -1,10 +1,11 @@
 // The daemon's life on a node: a stale socket left by a SIGKILL, a second daemon on a live
 // socket, and SIGTERM with calls in flight. Real kernel, in sandbox namespaces.
-import { existsSync, lstatSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { referenceBin, trestleBin } from '../../src/sandbox/sandbox.js';
 import { defaultChain, hostPorts, leftovers, nothing, difference } from '../helpers/faults.js';
-import { addChain, bareSandbox, cniEnv, delChain, describeReply, readLog, runClient, runDaemonToEnd, served, slowProgram, startDaemon, status, waitUntil } from '../helpers/daemon.js';
+import { addChain, bareSandbox, cniEnv, delChain, describeReply, readLog, runClient, runDaemonToEnd, served, startDaemon, status, waitUntil } from '../helpers/daemon.js';
 
 t.test('a stale socket and no daemon: calls fall back; a new daemon replaces the file and serves', async (t) => {
   const sandbox = await bareSandbox(t);
@@ -48,15 +49,23 @@ t.test('a second daemon on a live socket refuses to start; the first keeps servi
 t.test('SIGTERM: new calls fall back, calls in flight finish, the daemon exits 0 and removes its socket', async (t) => {
   const sandbox = await bareSandbox(t);
   const socket = sandbox.socketPath;
-  // Every nft of the daemon waits 0.6 s: the ADDs are surely in flight at the signal.
-  const slow = slowProgram(join(sandbox.dir, 'slow'), 'nft', 0.6);
-  const daemon = await startDaemon(t, sandbox, { pathPrefix: [slow] });
-  const list = defaultChain(sandbox);
+  // The daemon runs Trestle's own plugins in-process, with no process per call to slow
+  // down: the bridge delegates instead to an IPAM plugin of another type, which the
+  // daemon runs as a process, as any runtime would. It waits 0.6 s on ADD, then runs the
+  // reference host-local (whose store lives where Trestle's would), so the ADDs are
+  // surely in flight at the signal. The reference speaks CNI 1.0.0 at most.
+  const ipamDir = join(sandbox.dir, 'slow-ipam');
+  mkdirSync(ipamDir, { recursive: true });
+  writeFileSync(join(ipamDir, 'slow-host-local'), `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then sleep 0.6; fi\nexec '${join(referenceBin, 'host-local')}'\n`);
+  chmodSync(join(ipamDir, 'slow-host-local'), 0o755);
+  const extra = { CNI_PATH: `${ipamDir}:${trestleBin}:${referenceBin}` };
+  const daemon = await startDaemon(t, sandbox);
+  const list = { ...defaultChain(sandbox, { ipam: { type: 'slow-host-local' } }), cniVersion: '1.0.0' };
   const containers = await Promise.all([1, 2, 3, 4].map(() => sandbox.addContainer()));
   const attachments = containers.map((container, index) => sandbox.attachment(container, { capabilities: { portMappings: hostPorts(8200 + index) } }));
   const bridge = list.plugins[0] as Record<string, unknown>;
   const inFlight = attachments.map((attachment) =>
-    runClient(sandbox, { type: 'trestle-bridge', env: cniEnv('ADD', socket, attachment), input: JSON.stringify({ ...bridge, cniVersion: list.cniVersion, name: list.name }) }),
+    runClient(sandbox, { type: 'trestle-bridge', env: cniEnv('ADD', socket, attachment, extra), input: JSON.stringify({ ...bridge, cniVersion: list.cniVersion, name: list.name }) }),
   );
   await waitUntil('all four ADDs are in flight in the daemon', async () => {
     const answer = await status(socket);
@@ -67,7 +76,7 @@ t.test('SIGTERM: new calls fall back, calls in flight finish, the daemon exits 0
 
   const late = await sandbox.addContainer();
   const lateAttachment = sandbox.attachment(late, { capabilities: { portMappings: hostPorts(8299) } });
-  const lateAdd = await addChain(sandbox, list, lateAttachment, { socket });
+  const lateAdd = await addChain(sandbox, list, lateAttachment, { socket, extra });
   t.ok(lateAdd.result, `a call made after SIGTERM succeeds${lateAdd.failure ? `: ${describeReply(lateAdd.failure.reply)}` : ''}`);
   t.notMatch(readLog(daemon.log), new RegExp(`container=${late.id}\\b`), 'one-shot: the daemon did not serve it');
 
@@ -78,7 +87,7 @@ t.test('SIGTERM: new calls fall back, calls in flight finish, the daemon exits 0
   t.match(readLog(daemon.log), /stopped/, 'and said so');
 
   for (const attachment of [...attachments, lateAttachment]) {
-    const deleted = await delChain(sandbox, list, attachment, { socket });
+    const deleted = await delChain(sandbox, list, attachment, { socket, extra });
     t.notOk(deleted.failure, `DEL one-shot succeeds${deleted.failure ? `: ${describeReply(deleted.failure.reply)}` : ''}`);
   }
   t.same(difference(nothing, await leftovers(sandbox, list)), [], 'nothing is left');

@@ -1,10 +1,12 @@
 // Seeded SIGKILLs across the default chain (bridge + trestle-host-local with ipMasq,
 // portmap with one tcp and one udp host port): at each point a plugin is killed at a
-// chosen moment (a lock held, a record or state file not yet in place, an nft or ip
-// child running, or a random instant), then the runtime does what it does: DEL
-// (with or without prevResult, with or without the container's namespace), then GC
-// with the attachments still valid. After each point nothing of the victim may be
-// left, and the next ADD of a fresh container must work.
+// chosen moment (a lock held, a record or state file not yet in place, an nftables
+// transaction just before or just after the kernel committed it, an rtnetlink change
+// done but its answer unread, or a random instant), then the runtime does what it
+// does: DEL (with or without prevResult, with or without the container's namespace),
+// then GC with the attachments still valid. After each point nothing of the victim
+// may be left, no process of it may be left running, and the next ADD of a fresh
+// container must work.
 // TRESTLE_FAULT_SEED reproduces a run (the plan, not the scheduler's timing);
 // TRESTLE_FAULT_POINTS and TRESTLE_FAULT_WORKERS size it.
 import t, { type Test } from 'tap';
@@ -32,7 +34,6 @@ import {
   runPlugin,
   seedFromEnv,
   typicalDuration,
-  waitForExit,
   type Command,
   type Invocation,
   type Json,
@@ -52,14 +53,16 @@ type TriggerKind = Trigger['kind'];
 // bridge in the default chain; on its own it is what the bridge would delegate to).
 const triggers: Record<Plugin, Record<Stage, TriggerKind[]>> = {
   'trestle-bridge': {
-    ADD: ['ipam-lock', 'reservation-temp', 'firewall-lock', 'state-temp', 'nft', 'ip', 'timer'],
-    DEL: ['ipam-lock', 'firewall-lock', 'nft', 'ip', 'timer'],
-    GC: ['ipam-lock', 'firewall-lock', 'nft', 'ip', 'timer'],
+    ADD: ['ipam-lock', 'reservation-temp', 'firewall-lock', 'state-temp', 'nft-sending', 'nft-committed', 'netlink', 'timer'],
+    DEL: ['ipam-lock', 'firewall-lock', 'nft-sending', 'nft-committed', 'netlink', 'timer'],
+    GC: ['ipam-lock', 'firewall-lock', 'nft-sending', 'nft-committed', 'netlink', 'timer'],
   },
   'trestle-portmap': {
-    ADD: ['firewall-lock', 'state-temp', 'nft', 'timer'],
-    DEL: ['firewall-lock', 'nft', 'timer'],
-    GC: ['firewall-lock', 'nft', 'timer'],
+    ADD: ['firewall-lock', 'state-temp', 'nft-sending', 'nft-committed', 'timer'],
+    DEL: ['firewall-lock', 'nft-sending', 'nft-committed', 'timer'],
+    // No nftables transaction: the bridge's GC, which the runtime runs first, removed
+    // the victim's port mappings with its masquerade.
+    GC: ['firewall-lock', 'timer'],
   },
   'trestle-host-local': {
     ADD: ['ipam-lock', 'reservation-temp', 'timer'],
@@ -77,10 +80,12 @@ interface Point {
   trigger: TriggerKind;
   // For a timer: the fraction of the call's usual duration.
   at: number;
+  // For netlink: which rtnetlink change (an ADD on an existing bridge makes seven: the
+  // veth, its settings on both sides, the address and the route; a DEL or GC one, the
+  // veth's removal). A point past the call's last change does not land, and
+  // the table says so.
+  nth: number;
   del: DelMode;
-  // Whether the killed plugin's children finish before the runtime's DEL, or run on
-  // beside it.
-  orphansBeforeDel: boolean;
 }
 
 function plan(random: Random): Point[] {
@@ -96,21 +101,60 @@ function plan(random: Random): Point[] {
       stage,
       trigger: random.pick(triggers[plugin][stage]),
       at: 0.05 + random.next() * 0.65,
+      nth: stage === 'ADD' ? 1 + random.int(7) : 1,
       del: random.pick<DelMode>(['prevResult', 'no prevResult', 'netns gone', 'netns gone, prevResult']),
-      orphansBeforeDel: random.chance(0.5),
     });
   }
   return points;
 }
 
+function where(point: Point): string {
+  if (point.trigger === 'timer') return `${Math.round(point.at * 100)}% of its run`;
+  if (point.trigger === 'netlink') return `rtnetlink change ${point.nth}`;
+  return point.trigger;
+}
+
 function describePoint(point: Point): string {
-  return `point ${point.index}: ${point.plugin} ${point.stage} killed at ${point.trigger === 'timer' ? `${Math.round(point.at * 100)}% of its run` : point.trigger}, DEL ${point.del}${point.orphansBeforeDel ? '' : ', children still running'}`;
+  return `point ${point.index}: ${point.plugin} ${point.stage} killed at ${where(point)}, DEL ${point.del}`;
+}
+
+function triggerFor(point: Point, typicalMs: number): Trigger {
+  switch (point.trigger) {
+    case 'timer':
+      return { kind: 'timer', ms: Math.max(1, point.at * typicalMs) };
+    case 'netlink':
+      return { kind: 'netlink', nth: point.nth };
+    default:
+      return { kind: point.trigger };
+  }
+}
+
+interface Counts {
+  planned: number;
+  killed: number;
+  // For netlink: the requests the kills landed in.
+  caught: Map<string, number>;
 }
 
 interface Tally {
   points: number;
   kills: number;
-  byTrigger: Map<string, { planned: number; killed: number }>;
+  byTrigger: Map<string, Counts>;
+}
+
+function count(tally: Tally, key: string, caught: string | undefined): void {
+  const counts = tally.byTrigger.get(key) ?? { planned: 0, killed: 0, caught: new Map() };
+  counts.planned += 1;
+  if (caught !== undefined) {
+    counts.killed += 1;
+    counts.caught.set(caught, (counts.caught.get(caught) ?? 0) + 1);
+  }
+  tally.byTrigger.set(key, counts);
+}
+
+function countsLine(key: string, counts: Counts): string {
+  const requests = [...counts.caught.entries()].filter(([caught]) => caught.startsWith('RTM_') || caught.startsWith('rtnetlink'));
+  return `${key}: ${counts.killed}/${counts.planned}${requests.length > 0 ? ` (${requests.map(([caught, n]) => `${caught} ${n}`).join(', ')})` : ''}`;
 }
 
 const victimPorts = 30001;
@@ -185,18 +229,15 @@ async function runWorker(t: Test, points: readonly Point[], tally: Tally): Promi
       if (bridge.exitCode !== 0) problems.push(`bridge GC before the kill failed: ${describeOutcome(bridge)}`);
     }
     const call = invocation(list, point.plugin, point.stage, victim, live, point.stage === 'ADD' ? prevResult : cached);
-    const trigger: Trigger = point.trigger === 'timer' ? { kind: 'timer', ms: Math.max(1, point.at * typicalDuration(point.plugin, call.command)) } : { kind: point.trigger };
+    const trigger = triggerFor(point, typicalDuration(point.plugin, call.command));
     const report = await runAndKill(sandbox, list, call, trigger);
-    const counts = tally.byTrigger.get(`${point.plugin} ${point.stage} ${point.trigger}`) ?? { planned: 0, killed: 0 };
-    counts.planned += 1;
-    if (report.killed) counts.killed += 1;
-    tally.byTrigger.set(`${point.plugin} ${point.stage} ${point.trigger}`, counts);
+    count(tally, `${point.plugin} ${point.stage} ${point.trigger}`, report.caught);
     tally.points += 1;
     if (report.killed) tally.kills += 1;
     if (report.outcome && report.outcome.exitCode !== 0 && report.outcome.json?.['code'] === 999) problems.push(`the unkilled call answered 999: ${describeOutcome(report.outcome)}`);
+    if (report.orphans.length > 0) problems.push(`the killed plugin left processes running: ${report.orphans.join(' ')}`);
 
     // What the runtime does next.
-    if (point.orphansBeforeDel) await waitForExit(report.orphans);
     if (point.del.startsWith('netns gone')) await deleteNamespace(container);
     const withResult = point.del.endsWith('prevResult') && point.stage !== 'ADD' ? cached : undefined;
     for (let attempt = 1; attempt <= 3; attempt++) {
@@ -207,7 +248,6 @@ async function runWorker(t: Test, points: readonly Point[], tally: Tally): Promi
         problems.push(`DEL attempt ${attempt} failed: ${(error as Error).message}`);
       }
     }
-    await waitForExit(report.orphans);
     ageTempFiles(sandbox);
     try {
       await chainGc(sandbox, list, [live]);
@@ -217,7 +257,7 @@ async function runWorker(t: Test, points: readonly Point[], tally: Tally): Promi
     const after = await leftovers(sandbox, list);
     problems.push(...difference(baseline, after));
     await deleteNamespace(container);
-    t.strictSame(problems, [], `${describePoint(point)}${report.outcome ? ` (finished before the trigger: ${describeOutcome(report.outcome).slice(0, 300)})` : ''}`);
+    t.strictSame(problems, [], `${describePoint(point)}${report.outcome ? ` (finished before the trigger: ${describeOutcome(report.outcome).slice(0, 300)})` : ` (in ${report.caught})`}`);
     // A failed point leaves its leftovers in the baseline, so later points are judged
     // on what they add.
     if (problems.length > 0) baseline = after;
@@ -254,7 +294,20 @@ t.test(`SIGKILL at ${pointCount} seeded points (TRESTLE_FAULT_SEED=${seed})`, as
   // One worker's unexpected error must not cut the others' points short.
   const outcomes = await Promise.allSettled(shares.map((share) => runWorker(t, share, tally)));
   for (const outcome of outcomes) if (outcome.status === 'rejected') t.fail(`a worker stopped: ${(outcome.reason as Error).stack ?? String(outcome.reason)}`);
-  const lines = [...tally.byTrigger.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, counts]) => `${key}: ${counts.killed}/${counts.planned}`);
-  t.comment(`killed at ${tally.kills} of ${tally.points} points in ${((Date.now() - started) / 1000).toFixed(1)} s; by plugin, command and trigger (killed/planned):\n${lines.join('\n')}`);
+  const entries = [...tally.byTrigger.entries()].sort(([a], [b]) => a.localeCompare(b));
+  const byKind = new Map<string, Counts>();
+  for (const [key, counts] of entries) {
+    const kind = key.split(' ')[2] as string;
+    const total = byKind.get(kind) ?? { planned: 0, killed: 0, caught: new Map() };
+    total.planned += counts.planned;
+    total.killed += counts.killed;
+    for (const [caught, n] of counts.caught) total.caught.set(caught, (total.caught.get(caught) ?? 0) + n);
+    byKind.set(kind, total);
+  }
+  const lines = entries.map(([key, counts]) => countsLine(key, counts));
+  const totals = [...byKind.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([kind, counts]) => countsLine(kind, counts));
+  t.comment(
+    `killed at ${tally.kills} of ${tally.points} points in ${((Date.now() - started) / 1000).toFixed(1)} s; by trigger (killed/planned):\n${totals.join('\n')}\nby plugin, command and trigger:\n${lines.join('\n')}`,
+  );
   t.ok(tally.kills >= Math.min(100, pointCount), `a SIGKILL landed at ${tally.kills} points (at least ${Math.min(100, pointCount)})`);
 });

@@ -38,8 +38,6 @@ export interface DaemonOptions {
   socket?: string;
   // The `trestle` launcher to run: bin/trestle, or a copy's (see copyTree).
   program?: string;
-  // Directories put first on the daemon's PATH (slow nft wrappers).
-  pathPrefix?: string[];
   log?: string;
 }
 
@@ -54,7 +52,7 @@ export async function startDaemon(t: Teardownable, sandbox: Sandbox, options: Da
   const log = options.log ?? join(sandbox.dir, `daemon-${++daemonCount}.log`);
   const output = openSync(log, 'a');
   const child = spawn('nsenter', [`--net=${sandbox.nodePath}`, options.program ?? join(trestleBin, 'trestle'), 'daemon'], {
-    env: { ...process.env, PATH: [...(options.pathPrefix ?? []), basePath].join(':'), TRESTLE_SOCKET: socket },
+    env: { ...process.env, PATH: basePath, TRESTLE_SOCKET: socket },
     stdio: ['ignore', output, output],
   });
   closeSync(output);
@@ -260,15 +258,4 @@ export function copyTree(root: string): string {
 
 export function installedBuild(): string {
   return readFileSync(join(repoRoot, 'dist', 'trestle.build'), 'utf8').trim();
-}
-
-// A program first on a daemon's PATH that waits before running the real one, so that
-// calls stay in flight long enough to act on them.
-export function slowProgram(dir: string, name: string, seconds: number): string {
-  const real = findProgram(name);
-  if (!real) throw new Error(`${name} is missing`);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, name), `#!/bin/sh\nsleep ${seconds}\nexec '${real}' "$@"\n`);
-  chmodSync(join(dir, name), 0o755);
-  return dir;
 }

@@ -1,18 +1,19 @@
 // Fault injection for the plugins: runs them as a runtime does, one process per call
 // in a sandbox's node namespace, but asynchronously and with their PID at hand, so a
 // test can SIGKILL a plugin at a chosen point (a lock held, a temporary file not yet
-// renamed or linked, an nft or ip child running) and then do what a runtime does next.
-// Windows are widened with slow `nft`/`ip` wrappers first on the plugin's PATH and with
-// strace's syscall delays (TRESTLE_FAULT_STRACE_LOG=<file> keeps strace's log of the
-// last traced call, to see where a plugin was held). Shared by test/faults and
-// scripts/soak.mjs.
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+// renamed or linked, an nftables transaction or rtnetlink request in the kernel) and
+// then do what a runtime does next. The plugins start no process of their own: they
+// speak rtnetlink and libnftables in-process, so windows are widened with strace's
+// syscall delays, and "inside that request" is read from /proc/<pid>/task/*/syscall
+// and the message in the plugin's memory (TRESTLE_FAULT_STRACE_LOG=<file> keeps
+// strace's log of the last traced call, to see where a plugin was held). Shared by
+// test/faults and scripts/soak.mjs.
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { pluginConfig, type Attachment, type ConfList } from '../../src/runtime/chain.js';
 import { referenceBin, repoRoot, trestleBin, type Sandbox } from '../../src/sandbox/sandbox.js';
 import { toOutcome, type Json, type Outcome } from './bridge.js';
-import { findProgram } from './programs.js';
 
 export type { Json, Outcome } from './bridge.js';
 
@@ -101,12 +102,6 @@ export function hostLocalInput(list: ConfList, extra: Json = {}): Json {
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
 
 export interface Slowdown {
-  // `nft` and/or `ip` wrappers first on PATH: each marks its start, then waits.
-  wrap?: Array<'nft' | 'ip'>;
-  // Seconds each wrapped command waits before running the real one.
-  delaySeconds?: number;
-  // Instead of a delay: wait until this file exists (bounded to 20 s).
-  gate?: string;
   // strace arguments (syscall delays) the plugin runs under.
   strace?: string[];
 }
@@ -116,48 +111,6 @@ export interface Running {
   pid: Promise<number>;
   outcome: Promise<Outcome>;
   startedAt: number;
-}
-
-const wrapperScript = (real: string) => `#!/bin/sh
-# Fault-injection wrapper: records that a child started, then widens the window.
-echo "$$" > "$TRESTLE_FAULT_MARKS/${real.split('/').pop()}.$$"
-if [ -n "$TRESTLE_FAULT_GATE" ]; then
-  n=0
-  while [ ! -e "$TRESTLE_FAULT_GATE" ] && [ "$n" -lt 400 ]; do sleep 0.05; n=$((n + 1)); done
-else
-  sleep "\${TRESTLE_FAULT_DELAY:-0.2}"
-fi
-exec ${real} "$@"
-`;
-
-// The wrappers of one sandbox and the directory where they leave their marks.
-export function faultDirs(sandbox: Sandbox): { wrappers: string; marks: string } {
-  const wrappers = join(sandbox.dir, 'fault-wrappers');
-  const marks = join(sandbox.dir, 'fault-marks');
-  if (!existsSync(wrappers)) {
-    for (const name of ['nft', 'ip']) {
-      const real = findProgram(name);
-      if (real === undefined) throw new Error(`${name} is not installed`);
-      mkdirSync(join(wrappers, name), { recursive: true });
-      writeFileSync(join(wrappers, name, name), wrapperScript(real));
-      chmodSync(join(wrappers, name, name), 0o755);
-    }
-    mkdirSync(marks, { recursive: true });
-  }
-  return { wrappers, marks };
-}
-
-// PIDs of the wrapped children that started since the marks were last cleared.
-export function wrapperMarks(sandbox: Sandbox, kind?: 'nft' | 'ip'): number[] {
-  const { marks } = faultDirs(sandbox);
-  return readdirSync(marks)
-    .filter((name) => kind === undefined || name.startsWith(`${kind}.`))
-    .map((name) => Number(name.split('.')[1]));
-}
-
-export function clearMarks(sandbox: Sandbox): void {
-  const { marks } = faultDirs(sandbox);
-  for (const name of readdirSync(marks)) rmSync(join(marks, name), { force: true });
 }
 
 export interface Invocation {
@@ -170,17 +123,12 @@ export interface Invocation {
 const basePath = process.env['PATH'] ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export function startPlugin(sandbox: Sandbox, invocation: Invocation, slowdown: Slowdown = {}): Running {
-  const { wrappers, marks } = faultDirs(sandbox);
-  const path = [...(slowdown.wrap ?? []).map((name) => join(wrappers, name)), basePath].join(':');
   const env: Record<string, string> = {
-    PATH: path,
+    PATH: basePath,
     CNI_COMMAND: invocation.command,
     CNI_PATH: `${trestleBin}:${referenceBin}`,
-    TRESTLE_FAULT_MARKS: marks,
-    TRESTLE_FAULT_DELAY: String(slowdown.delaySeconds ?? 0.2),
     ...sandbox.pluginEnvironment(),
   };
-  if (slowdown.gate !== undefined) env['TRESTLE_FAULT_GATE'] = slowdown.gate;
   const attachment = invocation.attachment;
   if (attachment) {
     env['CNI_CONTAINERID'] = attachment.containerId;
@@ -233,7 +181,7 @@ export function typicalDuration(type: string, command: Command): number {
 export async function runPlugin(sandbox: Sandbox, invocation: Invocation, slowdown: Slowdown = {}): Promise<Outcome> {
   const running = startPlugin(sandbox, invocation, slowdown);
   const outcome = await running.outcome;
-  if (slowdown.wrap === undefined && slowdown.strace === undefined) durations.set(`${invocation.type} ${invocation.command}`, Date.now() - running.startedAt);
+  if (slowdown.strace === undefined) durations.set(`${invocation.type} ${invocation.command}`, Date.now() - running.startedAt);
   return outcome;
 }
 
@@ -283,9 +231,9 @@ export async function waitForExit(pids: readonly number[], timeoutMs = 30_000): 
   }
 }
 
-// SIGKILL by PID. The plugin is stopped first so that the children it started (which
-// a SIGKILL leaves running, as it would on a node) can be listed without a race;
-// returns them.
+// SIGKILL by PID. The plugin is stopped first so that any child it started (which a
+// SIGKILL would leave running, as on a node) can be listed without a race; returns
+// them. The plugins start none, so a test asserts the list is empty.
 export function killPlugin(pid: number): number[] {
   try {
     process.kill(pid, 'SIGSTOP');
@@ -309,30 +257,131 @@ export type Trigger =
   | { kind: 'reservation-temp' }
   // A firewall state file written to its temporary file, not yet renamed.
   | { kind: 'state-temp' }
-  // A wrapped nft or ip child is running.
-  | { kind: 'nft' }
-  | { kind: 'ip' };
+  // Inside the sendmsg that carries an nftables transaction (libnftables sends a batch
+  // in one sendmsg, and the kernel commits or refuses it within that call): held at the
+  // call's entry, nothing is committed yet ...
+  | { kind: 'nft-sending' }
+  // ... or at its exit: the transaction is committed, the plugin has not read the answer.
+  | { kind: 'nft-committed' }
+  // Inside the nth rtnetlink request that changes something (a link, address or route
+  // made, set or removed; queries are not counted), held at the exit of its send: the
+  // kernel has done it, the plugin has not read the answer.
+  | { kind: 'netlink'; nth: number };
 
-export const delayMicroseconds = 150_000;
+const delayMicroseconds = 150_000;
+// Every send of a netlink message is delayed for the netlink trigger (strace cannot
+// pick rtnetlink changes among them), so each costs less.
+const netlinkDelayMicroseconds = 40_000;
+
+// strace arguments that delay the given calls at their entry or exit.
+export function syscallDelay(calls: string, when: 'delay_enter' | 'delay_exit', microseconds: number): string[] {
+  return ['-e', `trace=${calls}`, '-e', `inject=${calls}:${when}=${microseconds}`];
+}
 
 // How each trigger widens its window.
 export function slowdownFor(trigger: Trigger): Slowdown {
-  const delay = (calls: string, when: 'delay_enter' | 'delay_exit') => ['-e', `trace=${calls}`, '-e', `inject=${calls}:${when}=${delayMicroseconds}`];
   switch (trigger.kind) {
     case 'ipam-lock':
     case 'firewall-lock':
-      return { strace: delay('mkdir,mkdirat', 'delay_exit') };
+      return { strace: syscallDelay('mkdir,mkdirat', 'delay_exit', delayMicroseconds) };
     case 'reservation-temp':
-      return { strace: delay('link,linkat', 'delay_enter') };
+      return { strace: syscallDelay('link,linkat', 'delay_enter', delayMicroseconds) };
     case 'state-temp':
-      return { strace: delay('rename,renameat,renameat2', 'delay_enter') };
-    case 'nft':
-      return { wrap: ['nft'] };
-    case 'ip':
-      return { wrap: ['ip'] };
+      return { strace: syscallDelay('rename,renameat,renameat2', 'delay_enter', delayMicroseconds) };
+    case 'nft-sending':
+      return { strace: syscallDelay('sendmsg', 'delay_enter', delayMicroseconds) };
+    case 'nft-committed':
+      return { strace: syscallDelay('sendmsg', 'delay_exit', delayMicroseconds) };
+    case 'netlink':
+      return { strace: syscallDelay('sendto', 'delay_exit', netlinkDelayMicroseconds) };
     case 'timer':
       return {};
   }
+}
+
+// ---------------------------------------------------------------- inside a syscall
+
+// x86_64 numbers, as /proc/<pid>/task/<tid>/syscall shows them while a thread is in
+// (or held by strace at the entry or exit of) that call.
+const syscallNumbers: Record<string, { sendto: number; sendmsg: number }> = { x64: { sendto: 44, sendmsg: 46 } };
+
+function numbers(): { sendto: number; sendmsg: number } {
+  const found = syscallNumbers[process.arch];
+  if (found === undefined) throw new Error(`the fault triggers know the syscall numbers of x86_64 only, not ${process.arch}`);
+  return found;
+}
+
+// The netlink message a thread of the plugin is sending: where from, and its header's
+// type and sequence number.
+interface NetlinkMessage {
+  tid: number;
+  fd: number;
+  type: number;
+  seq: number;
+}
+
+// Bytes of the plugin's memory (root may read a traced process's).
+function readMemory(pid: number, address: bigint, length: number): Buffer | undefined {
+  if (address === 0n) return undefined;
+  let fd: number | undefined;
+  try {
+    fd = openSync(`/proc/${pid}/mem`, 'r');
+    const buffer = Buffer.alloc(length);
+    return readSync(fd, buffer, 0, length, address) === length ? buffer : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+
+// The first netlink message each thread of the plugin is sending right now with `call`:
+// sendto(fd, buf, ...) carries it in buf; sendmsg(fd, msghdr, ...) in the first iovec
+// (msghdr.msg_iov at offset 16, iovec.iov_base at 0).
+function sendingNow(pid: number, call: 'sendto' | 'sendmsg'): NetlinkMessage[] {
+  const number = numbers()[call];
+  const found: NetlinkMessage[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return found;
+  }
+  for (const task of tasks) {
+    let fields: string[];
+    try {
+      fields = readFileSync(`/proc/${pid}/task/${task}/syscall`, 'utf8').trim().split(' ');
+    } catch {
+      continue;
+    }
+    if (Number(fields[0]) !== number || fields[2] === undefined) continue;
+    const argument = BigInt(fields[2]);
+    let buffer = argument;
+    if (call === 'sendmsg') {
+      const iov = readMemory(pid, argument + 16n, 8)?.readBigUInt64LE(0);
+      buffer = iov === undefined ? 0n : (readMemory(pid, iov, 8)?.readBigUInt64LE(0) ?? 0n);
+    }
+    const header = readMemory(pid, buffer, 16);
+    if (header) found.push({ tid: Number(task), fd: Number(fields[1]), type: header.readUInt16LE(4), seq: header.readUInt32LE(8) });
+  }
+  return found;
+}
+
+// nfnetlink's batch begin (NFNL_MSG_BATCH_BEGIN): the first message of a transaction.
+const batchBegin = 0x10;
+
+// A thread of the plugin is in the sendmsg of an nftables transaction.
+export function inNftTransaction(pid: number): boolean {
+  return sendingNow(pid, 'sendmsg').some((message) => message.type === batchBegin);
+}
+
+const rtnetlinkNames: Record<number, string> = { 16: 'RTM_NEWLINK', 17: 'RTM_DELLINK', 19: 'RTM_SETLINK', 20: 'RTM_NEWADDR', 21: 'RTM_DELADDR', 24: 'RTM_NEWROUTE', 25: 'RTM_DELROUTE' };
+
+// rtnetlink types are below 0x100 (nfnetlink's are subsystem << 8), from RTM_BASE 16 on,
+// four per object (NEW, DEL, GET, SET): the GETs are queries.
+function rtnetlinkChange(message: NetlinkMessage): boolean {
+  return message.type >= 16 && message.type < 0x100 && message.type % 4 !== 2;
 }
 
 function ls(dir: string): string[] {
@@ -368,47 +417,62 @@ export function firewallDir(sandbox: Sandbox): string {
   return join(sandbox.stateDir, 'firewall');
 }
 
-function triggered(sandbox: Sandbox, list: ConfList, trigger: Trigger, startedAt: number): boolean {
+// A check, polled, that says when the trigger has fired and what the plugin was doing.
+function watch(sandbox: Sandbox, list: ConfList, trigger: Trigger, startedAt: number, pid: number): () => string | undefined {
+  const fired = (yes: boolean) => (yes ? trigger.kind : undefined);
   switch (trigger.kind) {
     case 'timer':
-      return Date.now() - startedAt >= trigger.ms;
+      return () => fired(Date.now() - startedAt >= trigger.ms);
     case 'ipam-lock':
-      return existsSync(join(networkDir(sandbox, list), 'trestle.lock'));
+      return () => fired(existsSync(join(networkDir(sandbox, list), 'trestle.lock')));
     case 'firewall-lock':
-      return existsSync(join(firewallDir(sandbox), 'trestle.lock'));
+      return () => fired(existsSync(join(firewallDir(sandbox), 'trestle.lock')));
     case 'reservation-temp':
-      return ls(networkDir(sandbox, list)).some((name) => name.endsWith('.tmp'));
+      return () => fired(ls(networkDir(sandbox, list)).some((name) => name.endsWith('.tmp')));
     case 'state-temp':
-      return filesBelow(firewallDir(sandbox)).some((name) => name.endsWith('.tmp'));
-    case 'nft':
-    case 'ip':
-      return wrapperMarks(sandbox, trigger.kind).length > 0;
+      return () => fired(filesBelow(firewallDir(sandbox)).some((name) => name.endsWith('.tmp')));
+    case 'nft-sending':
+    case 'nft-committed':
+      return () => fired(inNftTransaction(pid));
+    case 'netlink': {
+      // Each request is seen on several polls while strace holds it: counted once.
+      const seen = new Set<string>();
+      return () => {
+        for (const message of sendingNow(pid, 'sendto').filter(rtnetlinkChange)) {
+          seen.add(`${message.tid} ${message.fd} ${message.type} ${message.seq}`);
+          if (seen.size >= trigger.nth) return rtnetlinkNames[message.type] ?? `rtnetlink type ${message.type}`;
+        }
+        return undefined;
+      };
+    }
   }
 }
 
 export interface KillReport {
   // False when the plugin finished before the trigger fired.
   killed: boolean;
+  // Where it was killed: the trigger, or for netlink the request it was in.
+  caught?: string;
   outcome?: Outcome;
-  // Children it left running.
+  // Children it left running: none, since the plugins start no process.
   orphans: number[];
 }
 
-// Runs one plugin and SIGKILLs it when the trigger fires; `extra` adds to the
-// trigger's own slowdown (a gate for the wrapped children, say).
-export async function runAndKill(sandbox: Sandbox, list: ConfList, invocation: Invocation, trigger: Trigger, extra: Slowdown = {}): Promise<KillReport> {
-  clearMarks(sandbox);
-  const running = startPlugin(sandbox, invocation, { ...slowdownFor(trigger), ...extra });
+// Runs one plugin and SIGKILLs it when the trigger fires.
+export async function runAndKill(sandbox: Sandbox, list: ConfList, invocation: Invocation, trigger: Trigger): Promise<KillReport> {
+  const running = startPlugin(sandbox, invocation, slowdownFor(trigger));
   let finished: Outcome | undefined;
   void running.outcome.then((outcome) => {
     finished = outcome;
   });
   const pid = await running.pid;
+  const check = watch(sandbox, list, trigger, running.startedAt, pid);
   while (finished === undefined && pid > 0 && alive(pid)) {
-    if (triggered(sandbox, list, trigger, running.startedAt)) {
+    const caught = check();
+    if (caught !== undefined) {
       const orphans = killPlugin(pid);
       await waitForExit([pid]);
-      return { killed: true, orphans };
+      return { killed: true, caught, orphans };
     }
     await sleep(trigger.kind === 'timer' ? 1 : 2);
   }
