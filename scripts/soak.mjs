@@ -42,10 +42,17 @@ const batch = 100;
 const random = new Random(seed);
 // Where a kill may land, per plugin and command of the chain.
 const killPoints = {
-  'trestle-bridge ADD': ['timer', 'timer', 'ipam-lock', 'reservation-temp', 'firewall-lock', 'state-temp', 'nft', 'ip'],
-  'trestle-portmap ADD': ['timer', 'timer', 'firewall-lock', 'state-temp', 'nft'],
-  'trestle-portmap DEL': ['timer', 'timer', 'firewall-lock', 'nft'],
-  'trestle-bridge DEL': ['timer', 'timer', 'ipam-lock', 'firewall-lock', 'nft', 'ip'],
+  'trestle-bridge ADD': ['timer', 'timer', 'ipam-lock', 'reservation-temp', 'firewall-lock', 'state-temp', 'nft-sending', 'nft-committed', 'netlink'],
+  'trestle-portmap ADD': ['timer', 'timer', 'firewall-lock', 'state-temp', 'nft-sending', 'nft-committed'],
+  'trestle-portmap DEL': ['timer', 'timer', 'firewall-lock', 'nft-sending', 'nft-committed'],
+  'trestle-bridge DEL': ['timer', 'timer', 'ipam-lock', 'firewall-lock', 'nft-sending', 'nft-committed', 'netlink'],
+};
+// Which rtnetlink change a netlink kill lands after: a bridge ADD makes about seven
+// (bridge, its address, the veth pair, the port's settings, the container's side), a
+// DEL one (the veth).
+const netlinkChanges = {
+  ADD: 7,
+  DEL: 1,
 };
 
 const totals = { cycles: 0, kills: 0, delFailures: 0, delGaveUp: 0 };
@@ -69,12 +76,12 @@ function planKill() {
   const where = random.pick(Object.keys(killPoints));
   const kind = random.pick(killPoints[where]);
   const [plugin, command] = where.split(' ');
-  return { plugin, command, kind, at: 0.05 + random.next() * 0.9, orphansFirst: random.chance(0.5), netnsGone: random.chance(0.3) };
+  return { plugin, command, kind, at: 0.05 + random.next() * 0.9, nth: 1 + Math.floor(random.next() * netlinkChanges[command]), netnsGone: random.chance(0.3) };
 }
 
 // One container's life: ADD (perhaps killed), then DEL as the runtime does it,
 // retried up to three times.
-async function cycle(list, lane, number, orphans) {
+async function cycle(list, lane, number) {
   const plan = planKill();
   const container = await sandbox.addContainer();
   const attachment = sandbox.attachment(container, { capabilities: { portMappings: faults.hostPorts(31000 + lane) } });
@@ -83,11 +90,10 @@ async function cycle(list, lane, number, orphans) {
   let prevResult;
   let addFailed = false;
   const killed = async (type, command, config) => {
-    const trigger = plan.kind === 'timer' ? { kind: 'timer', ms: Math.max(1, plan.at * faults.typicalDuration(type, command)) } : { kind: plan.kind };
-    const report = await faults.runAndKill(sandbox, list, { type, command, config, attachment }, trigger, { delaySeconds: 0.1 });
+    const trigger =
+      plan.kind === 'timer' ? { kind: 'timer', ms: Math.max(1, plan.at * faults.typicalDuration(type, command)) } : plan.kind === 'netlink' ? { kind: 'netlink', nth: plan.nth } : { kind: plan.kind };
+    const report = await faults.runAndKill(sandbox, list, { type, command, config, attachment }, trigger);
     if (report.killed) totals.kills += 1;
-    if (plan.orphansFirst) await faults.waitForExit(report.orphans);
-    else orphans.push(...report.orphans);
     return report.outcome;
   };
   for (const entry of [bridgeEntry, portmapEntry]) {
@@ -149,17 +155,15 @@ try {
   let next = 0;
   while (next < cycles && !stopping) {
     const end = Math.min(cycles, next + batch);
-    const orphans = [];
     await Promise.all(
       Array.from({ length: lanes }, async (_, lane) => {
         while (next < end && !stopping) {
           const number = next++;
-          await cycle(list, lane, number, orphans);
+          await cycle(list, lane, number);
           totals.cycles += 1;
         }
       }),
     );
-    await faults.waitForExit(orphans);
     try {
       await faults.chainGc(sandbox, list, []);
     } catch (error) {

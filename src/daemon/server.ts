@@ -4,6 +4,7 @@ import { unlinkSync } from 'node:fs';
 import { isSea } from 'node:sea';
 import { handleRequest } from '../cni/skel.js';
 import { runProgramsConcurrently } from '../util/exec.js';
+import { keepLocksBetweenCalls, releaseKeptLocks } from '../util/lock.js';
 import { installedBuild } from './build-id.js';
 import { listen, type SocketSource } from './listener.js';
 import { Metrics } from './metrics.js';
@@ -11,6 +12,9 @@ import { plugins } from './plugins.js';
 import { Pools } from './pools.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
 import { decodeCall, header, WireError } from './wire.js';
+
+// How long the daemon keeps a store's lock after a call (see keepLocksBetweenCalls).
+const lockLingerMs = 25;
 
 // The client reads at most this much stdin; the environment is small.
 const maxBody = 80 * 1024 * 1024;
@@ -88,6 +92,7 @@ export class Daemon {
     // make a burst of DELs stall every other call. Read when the pool first starts,
     // which no daemon code has made it do yet.
     process.env['UV_THREADPOOL_SIZE'] ??= '16';
+    keepLocksBetweenCalls(lockLingerMs);
   }
 
   async start(): Promise<void> {
@@ -187,6 +192,7 @@ export class Daemon {
     this.closing = true;
     this.server.close();
     await this.whenIdle();
+    await releaseKeptLocks();
     if (this.options.source.kind === 'path') {
       try {
         unlinkSync(this.options.source.path);

@@ -1,9 +1,9 @@
-import { closeSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isValidIdentifier } from '../cni/validate.js';
 import { olderThan } from '../util/debris.js';
 import { withDirectoryLock } from '../util/lock.js';
-import type { Reservation, Store } from './store.js';
+import { ownedBy, type Reservation, type Store } from './store.js';
 
 const lastReservedPrefix = 'last_reserved_ip.';
 // The reference host-local writes "<containerID>\r\n<ifname>".
@@ -20,6 +20,14 @@ const temporarySuffix = '.tmp';
 const recordBuffer = Buffer.alloc(1024);
 
 type Record = { containerId: string; ifname: string } | 'empty' | 'unreadable';
+
+// The owner of each reservation a long-lived process (the daemon) has read, by store
+// directory and name: a record never changes while its name exists, so a later look
+// for one owner's reservations reads only names not seen before (~9 ms per 1,000
+// reservations saved on every ADD). An entry is trusted only to say "another owner":
+// every one that names the owner asked about is read again. What it cannot see is a
+// name deleted and created again by another process between two looks.
+const owners = new Map<string, Map<string, { containerId: string; ifname: string }>>();
 
 function parseRecord(content: string): Record {
   if (content.trim() === '') return 'empty';
@@ -77,14 +85,13 @@ export class DiskStore implements Store {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw error;
     }
-    this.writeAtomically(`${lastReservedPrefix}${rangeSetIndex}`, ip);
+    owners.get(this.directory)?.set(ip, { containerId, ifname });
+    // Overwritten in place, as the reference does: it only says where the next search
+    // starts, and a half-written one reads as no address (the search starts at the
+    // range's beginning) or as another address (it starts there): either is correct.
+    // A temporary file and a rename cost ~0.3 ms more on this kind of disk.
+    writeFileSync(join(this.directory, `${lastReservedPrefix}${rangeSetIndex}`), ip);
     return true;
-  }
-
-  private writeAtomically(name: string, content: string): void {
-    const temporary = join(this.directory, `${temporaryPrefix}${name}.${process.pid}${temporarySuffix}`);
-    writeFileSync(temporary, content);
-    renameSync(temporary, join(this.directory, name));
   }
 
   lastReserved(rangeSetIndex: number): string | undefined {
@@ -102,6 +109,26 @@ export class DiskStore implements Store {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw error;
     }
+  }
+
+  heldBy(containerId: string, ifname: string): Reservation[] {
+    const seen = owners.get(this.directory) ?? new Map<string, { containerId: string; ifname: string }>();
+    owners.set(this.directory, seen);
+    const names = new Set(this.names().filter((name) => reservationName.test(name)));
+    for (const name of seen.keys()) if (!names.has(name)) seen.delete(name);
+    const held: Reservation[] = [];
+    for (const name of names) {
+      const owner = seen.get(name);
+      if (owner !== undefined && !ownedBy({ ip: name, ...owner }, containerId, ifname)) continue;
+      const reservation = this.get(name);
+      if (!reservation) {
+        seen.delete(name);
+        continue;
+      }
+      seen.set(name, { containerId: reservation.containerId, ifname: reservation.ifname });
+      if (ownedBy(reservation, containerId, ifname)) held.push(reservation);
+    }
+    return held;
   }
 
   list(): Reservation[] {
@@ -140,6 +167,7 @@ export class DiskStore implements Store {
   }
 
   release(ip: string): void {
+    owners.get(this.directory)?.delete(ip);
     rmSync(join(this.directory, ip), { force: true });
   }
 

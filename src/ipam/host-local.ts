@@ -68,7 +68,7 @@ export async function allocateAddresses(config: HostLocalConfig, containerId: st
   const dns = config.resolvConf ? readResolvConf(config.resolvConf) : undefined;
   const store = openStore(config);
   const ips = await locked(store, () => {
-    const held = store.list().filter((reservation) => ownedBy(reservation, containerId, ifname));
+    const held = store.heldBy(containerId, ifname);
     const claimed: IpConfig[] = [];
     try {
       config.rangeSets.forEach((set, index) => {
@@ -113,8 +113,7 @@ export function addressesIn(result: Result | undefined): string[] {
 
 export function addressesOf(config: HostLocalConfig, containerId: string, ifname: string): string[] {
   return openStore(config)
-    .list()
-    .filter((reservation) => ownedBy(reservation, containerId, ifname))
+    .heldBy(containerId, ifname)
     .map((reservation) => reservation.ip);
 }
 

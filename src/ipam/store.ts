@@ -13,6 +13,9 @@ export interface Store {
   reserve(ip: string, containerId: string, ifname: string, rangeSetIndex: number): boolean;
   lastReserved(rangeSetIndex: number): string | undefined;
   list(): Reservation[];
+  // The reservations of one owner (a repeated ADD's), without reading every record
+  // again in a process that has read them before.
+  heldBy(containerId: string, ifname: string): Reservation[];
   // One reservation by address, without scanning the store.
   get(ip: string): Reservation | undefined;
   release(ip: string): void;

@@ -38,7 +38,10 @@ async function acquire(directory: string, lockPath: string): Promise<() => Promi
   let delayMs = 2;
   for (;;) {
     try {
-      return await lockfile.lock(directory, {
+      // The synchronous form: a mkdir, and an rmdir to release, in this thread rather
+      // than two round trips through libuv's pool each (~0.3 ms of every locked call
+      // in the daemon, measured). Waiting for a held lock stays asynchronous, below.
+      const release = lockfile.lockSync(directory, {
         lockfilePath: lockPath,
         realpath: false,
         stale: staleMs,
@@ -49,6 +52,7 @@ async function acquire(directory: string, lockPath: string): Promise<() => Promi
         // holder (exclusive creates, idempotent element changes).
         onCompromised: () => undefined,
       });
+      return async () => release();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
     }
@@ -74,12 +78,54 @@ export function withDirectoryLock<T>(directory: string, lockPath: string, work: 
   return waiting.run(lockPath, () => withFileLock(directory, lockPath, work));
 }
 
+// A resident service keeps a lock for a moment after each use: the next call on the
+// same store (the runtime's next plugin of the chain, the next container), typically
+// a few milliseconds later, then goes on without taking it again. Taking and giving
+// back a lock is a mkdir and an rmdir, and rmdir alone costs 0.25-0.5 ms on these
+// machines (tmpfs included). Another process waits at most this much longer; a daemon
+// killed meanwhile costs the next holder the same 2 s as a holder killed mid-work.
+let lingerMs = 0;
+
+export function keepLocksBetweenCalls(ms: number): void {
+  lingerMs = ms;
+}
+
+interface HeldLock {
+  release: () => Promise<void>;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const held = new Map<string, HeldLock>();
+
+function giveBack(lockPath: string, lock: HeldLock): Promise<void> {
+  clearTimeout(lock.timer);
+  if (held.get(lockPath) === lock) held.delete(lockPath);
+  return lock.release().catch(() => undefined);
+}
+
+// Every lock still kept, given back now (a daemon that stops).
+export async function releaseKeptLocks(): Promise<void> {
+  await Promise.all([...held].map(([lockPath, lock]) => giveBack(lockPath, lock)));
+}
+
 async function withFileLock<T>(directory: string, lockPath: string, work: () => T | Promise<T>): Promise<T> {
-  mkdirSync(directory, { recursive: true, mode: 0o755 });
-  const release = await acquire(directory, lockPath);
+  let lock = held.get(lockPath);
+  if (lock) {
+    clearTimeout(lock.timer);
+    lock.timer = undefined;
+  } else {
+    mkdirSync(directory, { recursive: true, mode: 0o755 });
+    lock = { release: await acquire(directory, lockPath), timer: undefined };
+    held.set(lockPath, lock);
+  }
   try {
     return await work();
   } finally {
-    await release().catch(() => undefined);
+    const kept = lock;
+    if (lingerMs === 0) await giveBack(lockPath, kept);
+    else {
+      kept.timer = setTimeout(() => void giveBack(lockPath, kept), lingerMs);
+      kept.timer.unref();
+    }
   }
 }

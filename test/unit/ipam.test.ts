@@ -33,6 +33,10 @@ class MemoryStore implements Store {
     return [...this.held.values()];
   }
 
+  heldBy(containerId: string, ifname: string): Reservation[] {
+    return this.list().filter((reservation) => reservation.containerId === containerId && reservation.ifname === ifname);
+  }
+
   get(ip: string): Reservation | undefined {
     return this.held.get(ip);
   }
