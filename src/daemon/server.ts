@@ -160,6 +160,10 @@ export class Daemon {
         return;
       }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      // The answer first: the bookkeeping below is nothing the client waits for.
+      const stderr = answer.log.map((line) => `${pluginName}: ${line}\n`).join('');
+      const stdout = Buffer.from(answer.stdout);
+      reply(response, 200, Buffer.concat([stdout, Buffer.from(stderr)]), { [header.exit]: String(answer.exitCode), [header.stdoutLength]: String(stdout.length) });
       const command = environment['CNI_COMMAND'] ?? '';
       let code = answer.exitCode;
       if (code !== 0) {
@@ -173,9 +177,6 @@ export class Daemon {
       if (command === 'ADD' && answer.exitCode === 0) this.pools.noteCall(stdin);
       const [network, container, ifname] = key.split('\0');
       this.options.log(`${command || '-'} ${pluginName} network=${network || '-'} container=${container || '-'} ifname=${ifname || '-'} ${(seconds * 1000).toFixed(1)}ms code=${code}`);
-      const stderr = answer.log.map((line) => `${pluginName}: ${line}\n`).join('');
-      const stdout = Buffer.from(answer.stdout);
-      reply(response, 200, Buffer.concat([stdout, Buffer.from(stderr)]), { [header.exit]: String(answer.exitCode), [header.stdoutLength]: String(stdout.length) });
     } finally {
       this.metrics.inFlight--;
       if (this.metrics.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
