@@ -189,15 +189,18 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+// The thread ids of a process; none once it is gone.
+function threadsOf(pid: number): string[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+}
+
 function childrenOf(pid: number): number[] {
   const found: number[] = [];
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return found;
-  }
-  for (const task of tasks) {
+  for (const task of threadsOf(pid)) {
     try {
       for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/)) if (child !== '') found.push(Number(child));
     } catch {
@@ -342,13 +345,7 @@ function readMemory(pid: number, address: bigint, length: number): Buffer | unde
 function sendingNow(pid: number, call: 'sendto' | 'sendmsg'): NetlinkMessage[] {
   const number = numbers()[call];
   const found: NetlinkMessage[] = [];
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return found;
-  }
-  for (const task of tasks) {
+  for (const task of threadsOf(pid)) {
     let fields: string[];
     try {
       fields = readFileSync(`/proc/${pid}/task/${task}/syscall`, 'utf8').trim().split(' ');

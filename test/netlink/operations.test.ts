@@ -158,3 +158,32 @@ t.test('a namespace that is gone or is none', async (t) => {
   t.notOk(await ipLink(sandbox, sandbox.node, 'vethnl2'), 'no host end');
   t.equal(ownNamespace(), before);
 });
+
+t.test('a namespace named by /proc/PID/ns/net, as some runtimes pass it', async (t) => {
+  const { sandbox, container, node } = await setUp(t);
+  const before = ownNamespace();
+  // A process of the test's own inside the container namespace; ended by its PID.
+  const holder = sandbox.spawn(container.name, 'sleep', ['60']);
+  t.teardown(() => {
+    holder.kill('SIGKILL');
+  });
+  const pid = holder.pid as number;
+  let path = '';
+  for (let waited = 0; waited < 5_000; waited += 10) {
+    path = `/proc/${pid}/ns/net`;
+    try {
+      if (readlinkSync(path) === readlinkSync(`/proc/${process.pid}/ns/net`)) throw new Error('not entered yet');
+      break;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+  await applyOperations([createBridge({ name: 'nlbr3', mac: '02:00:00:00:03:01' }), setLinkUp('nlbr3')], node);
+  await applyOperations([createVethPair({ hostName: 'vethnl3', hostMac: '02:00:00:00:03:02', peerName: 'eth3', peerMac: '02:00:00:00:03:03', peerNetns: path, master: 'nlbr3' })], node);
+  await applyOperations([setLinkUp('eth3'), replaceAddress('10.78.0.5/24', 'eth3')], path);
+  const eth3 = await findLink('eth3', path);
+  t.equal(eth3?.mac, '02:00:00:00:03:03', 'the peer is in the namespace the /proc path names');
+  t.ok(eth3?.addresses.some((entry) => entry.address === '10.78.0.5'), 'and configured there');
+  t.ok(await ipLink(sandbox, container.name, 'eth3'), 'as ip sees it by the namespace name');
+  t.equal(ownNamespace(), before, 'back in its own namespace');
+});

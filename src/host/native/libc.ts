@@ -12,6 +12,9 @@ export interface Libc {
   setns(fd: number, type: number): number;
   ioctl(fd: number, request: number): number;
   strerror(errno: number): string;
+  // Runs `work` with every signal held back on this thread (and delivered after it):
+  // libnftables gives up a transaction whose answer a signal handler interrupted.
+  withSignalsHeld<T>(work: () => T): T;
   errno(): number;
 }
 
@@ -29,6 +32,11 @@ export function libc(): Libc {
   const setns = library.func('int setns(int, int)');
   const ioctl = library.func('int ioctl(int, unsigned long, ...)');
   const strerror = library.func('const char *strerror(int)');
+  const sigmask = library.func('int pthread_sigmask(int, const void *, void *)');
+  // sigset_t is 1024 bits in glibc; all set: every signal.
+  const everySignal = Buffer.alloc(128, 0xff);
+  const SIG_BLOCK = 0;
+  const SIG_SETMASK = 2;
   bound = {
     socket: (domain, type, protocol) => socket(domain, type, protocol) as number,
     setsockopt: (fd, level, name, value, length) => setsockopt(fd, level, name, value, length) as number,
@@ -42,6 +50,15 @@ export function libc(): Libc {
     setns: (fd, type) => setns(fd, type) as number,
     ioctl: (fd, request) => ioctl(fd, request) as number,
     strerror: (errno) => strerror(errno) as string,
+    withSignalsHeld: (work) => {
+      const previous = Buffer.alloc(128);
+      sigmask(SIG_BLOCK, everySignal, previous);
+      try {
+        return work();
+      } finally {
+        sigmask(SIG_SETMASK, previous, null);
+      }
+    },
     errno: () => ffi.errno(),
   };
   return bound;

@@ -1,5 +1,6 @@
 import { HostError } from '../errors.js';
 import { koffi } from './koffi.js';
+import { libc } from './libc.js';
 
 // libnftables (nftables' own library, what `nft` runs): the same scripts and JSON as
 // the command, without starting a process.
@@ -39,7 +40,7 @@ export function nftables(): Context {
     run(script, options) {
       setFlags(handle, options.json ? jsonOutput : 0);
       setDryRun(handle, options.dryRun);
-      const status = runBuffer(handle, script) as number;
+      const status = libc().withSignalsHeld(() => runBuffer(handle, script) as number);
       // Reading a buffer also empties it for the next command.
       return { ok: status === 0, output: (output(handle) as string | null) ?? '', errors: (errors(handle) as string | null) ?? '' };
     },
