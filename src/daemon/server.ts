@@ -213,7 +213,7 @@ export class Daemon {
     void this.stop().then(() => {
       if (process.env['INVOCATION_ID'] !== undefined) process.exit(75);
       // A single executable's argv[1] is its own name, not a script to run.
-      const replacement = spawn(process.execPath, process.argv.slice(isSea() ? 2 : 1), { argv0: process.argv0, detached: true, stdio: 'inherit' });
+      const replacement = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(isSea() ? 2 : 1)], { argv0: process.argv0, detached: true, stdio: 'inherit' });
       replacement.unref();
       process.exit(0);
     });

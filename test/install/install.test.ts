@@ -109,9 +109,9 @@ for (const form of ['script', 'sea'] as const) {
       t.ok(readFileSync(join(where.binDir, plugin)).equals(client), `${plugin} is the native client`);
     }
     t.ok(client.includes(build), 'built with that id');
-    t.same(readdirSync(where.binDir).sort(), ['trestle', ...plugins, 'trestle-node', ...(form === 'sea' ? ['trestle.build'] : [])].sort(), 'CNI_BIN_DIR holds the plugins, trestle-node and trestle');
+    t.same(readdirSync(where.binDir).sort(), ['trestle', ...plugins, 'trestle-node', ...(form === 'sea' ? ['trestle.build', 'koffi.node'] : [])].sort(), 'CNI_BIN_DIR holds the plugins, trestle-node and trestle (and, for the single executable, its native module)');
     if (form === 'script') {
-      t.same(readdirSync(where.libDir).sort(), ['launch.cjs', 'trestle-bridge.cjs', 'trestle-host-local.cjs', 'trestle-portmap.cjs', 'trestle.build', 'trestle.cjs'], 'the library directory holds the bundles');
+      t.same(readdirSync(where.libDir).sort(), ['koffi.node', 'launch.cjs', 'trestle-bridge.cjs', 'trestle-host-local.cjs', 'trestle-portmap.cjs', 'trestle.build', 'trestle.cjs'], 'the library directory holds the bundles and the native module');
     } else {
       t.equal(readlinkSync(join(where.binDir, 'trestle-node')), 'trestle', 'trestle-node is a link to the single executable');
     }
