@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import t, { type Test } from 'tap';
 import type { Attachment } from '../../src/runtime/chain.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { bridgeEntry, call, describe, invoke, networkName, pluginConfig, reservations, resultAddresses, resultHostVeth, veths, type Json } from '../helpers/bridge.js';
+import { bridgeEntry, call, describe, invoke, isStoreBookkeeping, networkName, pluginConfig, reservations, resultAddresses, resultHostVeth, veths, type Json } from '../helpers/bridge.js';
 
 const version = '1.0.0';
 
@@ -80,7 +80,7 @@ t.test('DEL succeeds and cleans up whatever is already gone', async (t) => {
 
   const store = readdirSync(join(sandbox.dataDir, networkName(sandbox)));
   t.strictSame(
-    store.filter((name) => name !== 'lock' && !name.startsWith('last_reserved_ip.')),
+    store.filter((name) => !isStoreBookkeeping(name)),
     [],
     `the IPAM store holds only its bookkeeping files (${store.join(', ')})`,
   );

@@ -101,10 +101,17 @@ export function describe(outcome: Outcome): string {
   return `exit ${outcome.exitCode}: ${outcome.stdout.trim()} ${outcome.stderr.trim()}`.trim();
 }
 
+// The IPAM store's bookkeeping, not reservations: the reference's lock file, Trestle's
+// lock directory (which a daemon keeps for a moment after each call) and the
+// last_reserved_ip.<n> hints.
+export function isStoreBookkeeping(name: string): boolean {
+  return name === 'lock' || name === 'trestle.lock' || name.startsWith('last_reserved_ip.');
+}
+
 // Reserved addresses of the network: every IPAM file but the bookkeeping ones.
 export function reservations(sandbox: Sandbox): string[] {
   try {
-    return readdirSync(join(sandbox.dataDir, networkName(sandbox))).filter((entry) => entry !== 'lock' && !entry.startsWith('last_reserved_ip.'));
+    return readdirSync(join(sandbox.dataDir, networkName(sandbox))).filter((entry) => !isStoreBookkeeping(entry));
   } catch {
     return [];
   }

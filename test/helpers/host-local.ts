@@ -1,12 +1,13 @@
 // Runs host-local plugins as a runtime does (environment + stdin → stdout) and reads
 // their store, for the tests in test/host-local.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import t from 'tap';
 import { residentMode, Sandbox } from '../../src/sandbox/sandbox.js';
+import { isStoreBookkeeping } from './bridge.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const binDir = process.env['TRESTLE_BIN_DIR'] ?? join(repoRoot, 'bin');
@@ -135,6 +136,12 @@ export function addressesOf(outcome: Outcome): string[] {
 }
 
 // <dataDir>/<network>: every reservation file name → its content.
+// Returns once no Trestle lock is held on the store: a daemon keeps it for a moment
+// after its last call (at most a few ms here; bounded at 2 s).
+export async function storeIdle(directory: string): Promise<void> {
+  for (let waited = 0; existsSync(join(directory, 'trestle.lock')) && waited < 2_000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 export function reservations(dataDir: string, name = 'testnet'): Map<string, string> {
   const directory = join(dataDir, name);
   const found = new Map<string, string>();
@@ -145,7 +152,7 @@ export function reservations(dataDir: string, name = 'testnet'): Map<string, str
     return found;
   }
   for (const entry of names) {
-    if (entry === 'lock' || entry.startsWith('last_reserved_ip.')) continue;
+    if (isStoreBookkeeping(entry)) continue;
     found.set(entry, readFileSync(join(directory, entry), 'utf8'));
   }
   return found;

@@ -2,7 +2,7 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import t from 'tap';
-import { attachCall, invoke, network, tempDir, trestleHostLocal as plugin, type Call, type Json } from '../helpers/host-local.js';
+import { attachCall, invoke, network, storeIdle, tempDir, trestleHostLocal as plugin, type Call, type Json } from '../helpers/host-local.js';
 
 // Every path under `root`, so a test can see whether anything appeared.
 function tree(root: string): string[] {
@@ -58,5 +58,6 @@ t.test('a valid call writes only inside <dataDir>/<network>', async (t) => {
   const dataDir = join(root, 'networks');
   const outcome = await invoke(plugin, attachCall('ADD', { containerId: 'ok-1' }), network(dataDir, { name: 'net.ok_1' }));
   t.equal(outcome.exitCode, 0);
+  await storeIdle(join(dataDir, 'net.ok_1'));
   t.strictSame(tree(root), ['networks', 'networks/net.ok_1', 'networks/net.ok_1/10.10.0.2', 'networks/net.ok_1/last_reserved_ip.0']);
 });

@@ -13,6 +13,7 @@ import {
   referenceHostLocal as reference,
   referenceVersion,
   reservations,
+  storeIdle,
   tempDir,
   trestleHostLocal as trestle,
   type Json,
@@ -116,6 +117,7 @@ t.test('the same calls give the same addresses and the same files as the referen
     await run('ADD', 'g');
     await run('ADD', 'h');
     const directory = join(dataDir, 'testnet');
+    await storeIdle(directory);
     const files = readdirSync(directory)
       .filter((name) => name !== 'lock')
       .sort()

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { add, addressesOf, del, network, owner, reservations, tempDir, trestleHostLocal as plugin } from '../helpers/host-local.js';
+import { add, addressesOf, del, network, owner, reservations, storeIdle, tempDir, trestleHostLocal as plugin } from '../helpers/host-local.js';
 
 const count = 100;
 
@@ -26,6 +26,7 @@ t.test(`${count} parallel ADDs on one dataDir get ${count} distinct addresses`, 
   const directory = join(dataDir, 'testnet');
   const expected = new Map(ids.map((id, i) => [addresses[i] as string, owner(id)]));
   t.strictSame(reservations(dataDir), expected, 'one file <dataDir>/<network>/<ip> per container holding "<id>CRLF<ifname>"');
+  await storeIdle(directory);
   t.strictSame(
     readdirSync(directory).filter((name) => !expected.has(name)),
     ['last_reserved_ip.0'],

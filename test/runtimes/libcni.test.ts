@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import t from 'tap';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { addressOnly, addressesOf, defaultRoute, link, ping, veths } from '../helpers/bridge.js';
+import { addressOnly, addressesOf, defaultRoute, isStoreBookkeeping, link, ping, veths } from '../helpers/bridge.js';
 import { buildDriver, cachedResultPath, describeOutcome, missingToolchain, runDriver, sandboxedConflist, type DriverCall, type Json } from '../helpers/libcni.js';
 import { fetchIn, waitForHttp, webRoot } from '../helpers/nat.js';
 
@@ -39,7 +39,7 @@ function subnetsOf(list: Json): { 4: string; 6: string } {
 function reservations(sandbox: Sandbox, network: string): string[] {
   const dir = join(sandbox.dataDir, network);
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((entry) => entry !== 'lock' && !entry.startsWith('last_reserved_ip.'));
+  return readdirSync(dir).filter((entry) => !isStoreBookkeeping(entry));
 }
 
 async function tableElements(sandbox: Sandbox): Promise<string[]> {

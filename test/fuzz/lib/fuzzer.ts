@@ -3,7 +3,7 @@
 // state against the baseline taken after a warm-up. A case that changed the node is
 // reported and undone (or the sandbox rebuilt), so the next case starts clean.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { build } from 'esbuild';
@@ -202,6 +202,8 @@ export class Fuzzer {
       alias: { 'graceful-fs': 'node:fs' },
       logLevel: 'error',
     });
+    // The native module the host layer loads from beside its bundle, as make build places it.
+    copyFileSync(join(repoRoot, 'dist', 'koffi.node'), join(dir, 'koffi.node'));
     this.worker = new Worker(bundle, this.sandbox.nodePath, cwd);
     await this.prepare();
   }
