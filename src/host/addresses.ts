@@ -3,7 +3,8 @@ import { HostError } from './errors.js';
 import { attribute, decodeAttributes, decodeU32, Flags, nestedAttribute, u32Attribute } from './netlink/message.js';
 import { AddressFamily, Rtm, addressBytes, addressHeader, familyCode, formatAddressBytes, routeHeader, withRouteSession, type RouteSession } from './netlink/route.js';
 import type { LinkAddress } from './links.js';
-import { Errno, lookup, type HostOperation } from './operations.js';
+import { Errno } from './netlink/errno.js';
+import { lookup, type HostOperation } from './operations.js';
 
 const addressAttribute = { address: 1, local: 2, broadcast: 4 } as const;
 // Our addresses are unique by allocation; duplicate address detection would only

@@ -1,5 +1,6 @@
 import { HostError } from './errors.js';
 import { attribute, decodeAttributes, decodeU8 } from './netlink/message.js';
+import { Errno } from './netlink/errno.js';
 import { NetlinkError, NetlinkSocket } from './netlink/socket.js';
 
 // ctnetlink (the kernel's conntrack table over NETLINK_NETFILTER), as `conntrack -L`
@@ -15,7 +16,6 @@ const tupleProtocol = 2;
 const protocolNumber = 1;
 const destinationPort = 3;
 const udp = 17;
-const noEntry = 2;
 
 // struct nfgenmsg: family, version 0, resource id 0.
 function header(family: number): Buffer {
@@ -53,7 +53,7 @@ export async function flushUdpEntries(hostPorts: readonly number[]): Promise<str
       try {
         socket.change(deleteEntry, 0, Buffer.concat([header(entry.payload.readUInt8(0)), ...name]));
       } catch (error) {
-        if (error instanceof NetlinkError && error.errno === noEntry) continue;
+        if (error instanceof NetlinkError && error.errno === Errno.noEntry) continue;
         warnings.push(`stale UDP conntrack entry for port ${port.readUInt16BE(0)} not flushed: ${(error as Error).message}`);
       }
     }

@@ -3,7 +3,8 @@ import { HostError } from './errors.js';
 import { decodeAttributes, decodeString, decodeU32, decodeU8, Flags, nestedAttribute, stringAttribute, u32Attribute, u8Attribute, attribute } from './netlink/message.js';
 import { LinkAttribute, LinkInfo, RouteSession, Rtm, linkHeader, withRouteSession } from './netlink/route.js';
 import { NetlinkError } from './netlink/socket.js';
-import { Errno, lookup, type HostOperation } from './operations.js';
+import { Errno } from './netlink/errno.js';
+import { lookup, type HostOperation } from './operations.js';
 import { listAddresses } from './addresses.js';
 
 export interface LinkAddress {

@@ -1,14 +1,7 @@
 import { HostError } from './errors.js';
-import { NetlinkError } from './netlink/socket.js';
+import { Errno } from './netlink/errno.js';
 import { withRouteSession, type RouteSession } from './netlink/route.js';
-
-// The kernel's error numbers that operations may tolerate.
-export const Errno = {
-  noEntry: 2,
-  exists: 17,
-  noDevice: 19,
-  addressNotAvailable: 99,
-} as const;
+import { NetlinkError } from './netlink/socket.js';
 
 // One change to links, addresses or routes, made by one or two rtnetlink requests.
 export interface HostOperation {

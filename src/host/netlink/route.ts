@@ -1,9 +1,8 @@
 import { parseAddress, type Family } from '../../util/ip.js';
 import { HostError } from '../errors.js';
 import { decodeAttributes, decodeString, stringAttribute } from './message.js';
+import { Errno } from './errno.js';
 import { NetlinkError, NetlinkSocket } from './socket.js';
-
-const noDevice = 19;
 
 // rtnetlink(7): the message types and family headers of links, addresses and routes.
 const NETLINK_ROUTE = 0;
@@ -134,7 +133,7 @@ export class RouteSession {
     try {
       reply = this.socket.get(Rtm.getLink, linkHeader({ index }));
     } catch (error) {
-      if (error instanceof NetlinkError && error.errno === noDevice) return undefined;
+      if (error instanceof NetlinkError && error.errno === Errno.noDevice) return undefined;
       throw error;
     }
     const name = decodeString(decodeAttributes(reply.payload, 16).get(LinkAttribute.name));

@@ -1,0 +1,7 @@
+// The kernel's error numbers that callers of the netlink layer tell apart.
+export const Errno = {
+  noEntry: 2,
+  exists: 17,
+  noDevice: 19,
+  addressNotAvailable: 99,
+} as const;
