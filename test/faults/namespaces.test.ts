@@ -197,62 +197,64 @@ async function addWithFault(node: Node, attachment: Attachment, delay: number, f
   return adding;
 }
 
-for (const mode of ['one-shot', 'daemon'] as const) {
-  t.test(`${mode}: a container's netns deleted in the middle of ADD`, async (t) => {
-    const node = await Node.create(t, mode);
-    const random = new Random(seed);
-    const window = Math.max(30, (await bridgeAddWindow(node)) * 1.2);
-    t.comment(`seed ${seed}; delays from 0 to ${window.toFixed(0)} ms after the ADD started`);
-    let succeeded = 0;
-    for (let index = 0; index < iterations; index++) {
-      const container = await node.sandbox.addContainer();
-      const attachment = node.sandbox.attachment(container, { capabilities: tcpPort(20000 + index) });
-      const delay = random.next() * window;
-      const added = await addWithFault(node, attachment, delay, () => node.deleteNamespace(container));
-      const problems: string[] = [];
-      if (added.failure) {
-        const bad = badFailure(added.failure);
-        if (bad) problems.push(`ADD: ${bad}`);
-      } else succeeded += 1;
-      const failure = await node.del(attachment, added.result);
-      if (failure) problems.push(`DEL with the netns gone failed: ${describeFailure(failure)}`);
-      t.strictSame(problems, [], `netns deleted ${delay.toFixed(1)} ms into the ADD: ${added.failure ? `ADD answered ${describeFailure(added.failure)}` : 'ADD succeeded'}, DEL succeeded`);
-    }
-    t.comment(`${succeeded} ADDs of ${iterations} succeeded, the others answered an error`);
-    t.strictSame(await node.leftovers(), [], 'no reservation, veth or nft element is left');
-    await daemonStillHome(t, node);
-  });
+// ADDs, each with `fault` done at a seeded instant within a measured ADD; then DEL, and
+// whatever `after` checks. Only CNI errors may come back, and nothing may be left.
+interface FaultRun {
+  seed: number;
+  firstPort: number;
+  what: string;
+  fault: (node: Node, container: { name: string; path: string; id: string }) => Promise<unknown>;
+  // More problems to report for one container once its DEL ran.
+  after?: (node: Node, container: { name: string; path: string; id: string }, attachment: Attachment) => Promise<string[]>;
+}
 
-  t.test(`${mode}: the bridge deleted in the middle of ADD`, async (t) => {
-    const node = await Node.create(t, mode);
-    const random = new Random(seed + 1);
-    const window = Math.max(30, (await bridgeAddWindow(node)) * 1.2);
-    t.comment(`seed ${seed + 1}; delays from 0 to ${window.toFixed(0)} ms after the ADD started`);
-    let succeeded = 0;
-    for (let index = 0; index < iterations; index++) {
-      const container = await node.sandbox.addContainer();
-      const attachment = node.sandbox.attachment(container, { capabilities: tcpPort(21000 + index) });
-      const delay = random.next() * window;
-      const added = await addWithFault(node, attachment, delay, () => node.deleteBridge());
-      const problems: string[] = [];
-      if (added.failure) {
-        const bad = badFailure(added.failure);
-        if (bad) problems.push(`ADD: ${bad}`);
-      } else succeeded += 1;
-      const failure = await node.del(attachment, added.result);
-      if (failure) problems.push(`DEL failed: ${describeFailure(failure)}`);
+async function runFaults(t: Test, mode: 'one-shot' | 'daemon', run: FaultRun): Promise<void> {
+  const node = await Node.create(t, mode);
+  const random = new Random(run.seed);
+  const window = Math.max(30, (await bridgeAddWindow(node)) * 1.2);
+  t.comment(`seed ${run.seed}; delays from 0 to ${window.toFixed(0)} ms after the ADD started`);
+  let succeeded = 0;
+  for (let index = 0; index < iterations; index++) {
+    const container = await node.sandbox.addContainer();
+    const attachment = node.sandbox.attachment(container, { capabilities: tcpPort(run.firstPort + index) });
+    const delay = random.next() * window;
+    const added = await addWithFault(node, attachment, delay, () => run.fault(node, container));
+    const problems: string[] = [];
+    if (added.failure) {
+      const bad = badFailure(added.failure);
+      if (bad) problems.push(`ADD: ${bad}`);
+    } else succeeded += 1;
+    const failure = await node.del(attachment, added.result);
+    if (failure) problems.push(`DEL failed: ${describeFailure(failure)}`);
+    problems.push(...((await run.after?.(node, container, attachment)) ?? []));
+    t.strictSame(problems, [], `${run.what} ${delay.toFixed(1)} ms into the ADD: ${added.failure ? `ADD answered ${describeFailure(added.failure)}` : 'ADD succeeded'}; DEL succeeded`);
+  }
+  t.comment(`${succeeded} ADDs of ${iterations} succeeded, the others answered an error`);
+  t.strictSame(await node.leftovers(), [], 'no reservation, veth or nft element is left');
+  await daemonStillHome(t, node);
+}
+
+for (const mode of ['one-shot', 'daemon'] as const) {
+  t.test(`${mode}: a container's netns deleted in the middle of ADD`, (t) =>
+    runFaults(t, mode, { seed, firstPort: 20000, what: 'netns deleted', fault: (node, container) => node.deleteNamespace(container) }));
+
+  t.test(`${mode}: the bridge deleted in the middle of ADD`, (t) =>
+    runFaults(t, mode, {
+      seed: seed + 1,
+      firstPort: 21000,
+      what: 'bridge deleted',
+      fault: (node) => node.deleteBridge(),
       // The next ADD makes the bridge again.
-      const again = await node.add(attachment);
-      if (again.failure) problems.push(`the next ADD failed: ${describeFailure(again.failure)}`);
-      const cleared = await node.del(attachment, again.result);
-      if (cleared) problems.push(`the DEL after it failed: ${describeFailure(cleared)}`);
-      await node.deleteNamespace(container);
-      t.strictSame(problems, [], `bridge deleted ${delay.toFixed(1)} ms into the ADD: ${added.failure ? `ADD answered ${describeFailure(added.failure)}` : 'ADD succeeded'}; DEL, the next ADD and its DEL succeeded`);
-    }
-    t.comment(`${succeeded} ADDs of ${iterations} succeeded, the others answered an error`);
-    t.strictSame(await node.leftovers(), [], 'no reservation, veth or nft element is left');
-    await daemonStillHome(t, node);
-  });
+      after: async (node, container, attachment) => {
+        const problems: string[] = [];
+        const again = await node.add(attachment);
+        if (again.failure) problems.push(`the next ADD failed: ${describeFailure(again.failure)}`);
+        const cleared = await node.del(attachment, again.result);
+        if (cleared) problems.push(`the DEL after it failed: ${describeFailure(cleared)}`);
+        await node.deleteNamespace(container);
+        return problems;
+      },
+    }));
 
   t.test(`${mode}: a route refused by the kernel after the links and addresses were made`, async (t) => {
     const node = await Node.create(t, mode);
