@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { HostError } from './errors.js';
 import { decodeAttributes, decodeString, decodeU32, decodeU8, Flags, nestedAttribute, stringAttribute, u32Attribute, u8Attribute, attribute } from './netlink/message.js';
-import { LinkAttribute, LinkInfo, RouteSession, Rtm, linkHeader, withRouteSession } from './netlink/route.js';
+import { LinkAttribute, LinkInfo, RouteSession, Rtm, linkByName, linkHeader, withRouteSession } from './netlink/route.js';
 import { NetlinkError } from './netlink/socket.js';
 import { Errno } from './netlink/errno.js';
 import { lookup, type HostOperation } from './operations.js';
@@ -74,7 +74,7 @@ function withMaster(session: RouteSession, link: Link & { masterIndex: number | 
 export async function findLink(name: string, netns?: string): Promise<Link | undefined> {
   return withRouteSession(netns, (session) =>
     lookup(`look up ${name}`, () => {
-      const link = withMaster(session, decodeLink(session.socket.get(Rtm.getLink, Buffer.concat([linkHeader(), stringAttribute(LinkAttribute.name, name)])).payload), new Map());
+      const link = withMaster(session, decodeLink(session.socket.get(Rtm.getLink, linkByName(name)).payload), new Map());
       link.addresses = listAddresses(session, link.index);
       return link;
     }),
@@ -144,7 +144,7 @@ export interface BridgeSpec {
 
 // A change to an existing link, found by name (the kernel resolves IFLA_IFNAME).
 function changeLink(session: RouteSession, name: string, header: Buffer, attributes: readonly Buffer[]): void {
-  session.socket.change(Rtm.newLink, 0, Buffer.concat([header, stringAttribute(LinkAttribute.name, name), ...attributes]));
+  session.socket.change(Rtm.newLink, 0, Buffer.concat([linkByName(name, header), ...attributes]));
 }
 
 function optionalMtu(mtu: number | undefined): Buffer[] {
@@ -261,7 +261,7 @@ export function deleteLink(name: string): HostOperation {
     tolerate: [Errno.noDevice],
     apply: (session) => {
       session.forget(name);
-      session.socket.change(Rtm.delLink, 0, Buffer.concat([linkHeader(), stringAttribute(LinkAttribute.name, name)]));
+      session.socket.change(Rtm.delLink, 0, linkByName(name));
     },
   };
 }
@@ -276,32 +276,28 @@ const busyPolls = 100;
 // can use the device meanwhile, and a process that exits or is killed during it does
 // not stop the kernel from finishing. A link that is already gone is no error.
 export async function removeLink(name: string, netns?: string): Promise<void> {
-  const session = RouteSession.open(netns);
-  let deleter: RouteSession | undefined;
+  const watcher = RouteSession.open(netns);
   try {
-    deleter = RouteSession.open(netns);
-    const owned = deleter;
-    let outcome: { error?: unknown } | undefined;
-    const deletion = owned.socket
-      .changeInBackground(Rtm.delLink, 0, Buffer.concat([linkHeader(), stringAttribute(LinkAttribute.name, name)]))
-      .then(
-        () => (outcome = {}),
-        (error: unknown) => (outcome = { error }),
-      )
-      .finally(() => owned.close());
-    deleter = undefined;
-    for (let polls = 0; outcome === undefined; polls++) {
-      if (lookup(`look up ${name}`, () => session.indexOf(name)) === undefined) return;
-      session.forget(name);
+    // Its own socket: the answer to the deletion arrives while the watcher asks.
+    const deleter = RouteSession.open(netns);
+    let settled = false;
+    const deletion = deleter.socket.changeInBackground(Rtm.delLink, 0, linkByName(name)).finally(() => {
+      settled = true;
+      deleter.close();
+    });
+    // Once the link is gone the answer is not awaited: the kernel can only have succeeded.
+    deletion.catch(() => undefined);
+    for (let polls = 0; !settled; polls++) {
+      if (lookup(`look up ${name}`, () => watcher.socket.get(Rtm.getLink, linkByName(name))) === undefined) return;
       await (polls < busyPolls ? new Promise((resolve) => setImmediate(resolve)) : new Promise((resolve) => setTimeout(resolve, 1)));
     }
-    await deletion;
-    const { error } = outcome as { error?: unknown };
-    if (error === undefined || (error instanceof NetlinkError && error.errno === Errno.noDevice)) return;
-    if (error instanceof NetlinkError) throw new HostError(`failed to delete ${name}: ${error.reason}`, error.reason, false, `delete ${name}`);
-    throw error;
+    try {
+      await deletion;
+    } catch (error) {
+      if (!(error instanceof NetlinkError)) throw error;
+      if (error.errno !== Errno.noDevice) throw new HostError(`failed to delete ${name}: ${error.reason}`, error.reason, false, `delete ${name}`);
+    }
   } finally {
-    deleter?.close();
-    session.close();
+    watcher.close();
   }
 }

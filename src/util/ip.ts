@@ -20,11 +20,26 @@ export function familyBits(family: Family): number {
   return family === 4 ? 32 : 128;
 }
 
-function fromParsed(parsed: ipaddr.IPv4 | ipaddr.IPv6): Address {
-  const family: Family = parsed.kind() === 'ipv4' ? 4 : 6;
+// An address from its 4 or 16 bytes in network order (as the kernel and ipaddr.js give them).
+export function addressFromBytes(bytes: ArrayLike<number>): Address {
   let value = 0n;
-  for (const byte of parsed.toByteArray()) value = (value << 8n) | BigInt(byte);
-  return { family, value };
+  for (let i = 0; i < bytes.length; i++) value = (value << 8n) | BigInt(bytes[i] as number);
+  return { family: bytes.length === 4 ? 4 : 6, value };
+}
+
+// The address's 4 or 16 bytes in network order.
+export function addressToBytes(address: Address): Buffer {
+  const bytes = Buffer.alloc(familyBits(address.family) / 8);
+  let value = address.value;
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    bytes[i] = Number(value & 0xffn);
+    value >>= 8n;
+  }
+  return bytes;
+}
+
+function fromParsed(parsed: ipaddr.IPv4 | ipaddr.IPv6): Address {
+  return addressFromBytes(parsed.toByteArray());
 }
 
 // Returns undefined for anything that is not a plain IPv4 or IPv6 address; IPv4-mapped
@@ -62,12 +77,7 @@ export function prefixContains(prefix: Prefix, address: Address): boolean {
 }
 
 export function formatAddress(address: Address): string {
-  const bytes: number[] = [];
-  let value = address.value;
-  for (let i = 0; i < familyBits(address.family) / 8; i++) {
-    bytes.unshift(Number(value & 0xffn));
-    value >>= 8n;
-  }
+  const bytes = [...addressToBytes(address)];
   // RFC 5952 form: the same text Go's net.IP.String() gives, which matters because
   // host-local's store uses it as the file name.
   return address.family === 4 ? new ipaddr.IPv4(bytes).toString() : new ipaddr.IPv6(bytes).toRFC5952String();

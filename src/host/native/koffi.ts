@@ -28,18 +28,18 @@ function ownDirectory(): string {
 // The native module itself, loaded with process.dlopen rather than through koffi's
 // JavaScript entry: that entry searches several directories and costs ~4 ms of every
 // one-shot call (the module alone, ~1 ms), and a single executable cannot require()
-// a file at all. `make build` copies the module beside the bundles; from the sources
-// it is found in node_modules.
-function candidates(): string[] {
+// a file at all. `make build` copies the module beside the bundles (found at the first
+// look); from the sources it is in node_modules, searched only then.
+function* candidates(): Generator<string> {
   const here = ownDirectory();
-  const found = [join(here, 'koffi.node'), join(dirname(process.execPath), 'koffi.node')];
+  yield join(here, 'koffi.node');
+  yield join(dirname(process.execPath), 'koffi.node');
   try {
     const packageJson = createRequire(join(here, 'index.js')).resolve(`@koromix/koffi-${process.platform}-${process.arch}/package.json`);
-    found.push(join(dirname(packageJson), `${process.platform}_${process.arch}`, 'koffi.node'));
+    yield join(dirname(packageJson), `${process.platform}_${process.arch}`, 'koffi.node');
   } catch {
-    // Not installed from the sources: the copies above are the only places.
+    // Not run from the sources: the copies above are the only places.
   }
-  return found;
 }
 
 let loaded: Koffi | undefined;
@@ -49,8 +49,15 @@ let loaded: Koffi | undefined;
 // of falling back to another path that no test would cover.
 export function koffi(): Koffi {
   if (loaded) return loaded;
-  const tried = candidates();
-  const path = tried.find((file) => existsSync(file));
+  const tried: string[] = [];
+  let path: string | undefined;
+  for (const file of candidates()) {
+    tried.push(file);
+    if (existsSync(file)) {
+      path = file;
+      break;
+    }
+  }
   if (path === undefined) throw new HostError(`Trestle's native module koffi.node is missing (looked in ${tried.join(', ')}): reinstall Trestle`, 'native module missing');
   const module = { exports: {} as Koffi };
   try {

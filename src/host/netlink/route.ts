@@ -1,4 +1,4 @@
-import { parseAddress, type Family } from '../../util/ip.js';
+import { addressFromBytes, addressToBytes, formatAddress, parseAddress, type Family } from '../../util/ip.js';
 import { HostError } from '../errors.js';
 import { decodeAttributes, decodeString, stringAttribute } from './message.js';
 import { Errno } from './errno.js';
@@ -72,34 +72,17 @@ export function routeHeader(fields: { family: number; dstLength?: number; table?
 export function addressBytes(text: string): { family: Family; bytes: Buffer } {
   const address = parseAddress(text);
   if (!address) throw new HostError(`not an IP address: ${text}`, 'invalid address');
-  const bytes = Buffer.alloc(address.family === 4 ? 4 : 16);
-  let value = address.value;
-  for (let i = bytes.length - 1; i >= 0; i--) {
-    bytes[i] = Number(value & 0xffn);
-    value >>= 8n;
-  }
-  return { family: address.family, bytes };
+  return { family: address.family, bytes: addressToBytes(address) };
 }
 
-// The text form `ip` prints: dotted quad, or IPv6 compressed.
+// The text form `ip` prints: dotted quad, or IPv6 in RFC 5952 form.
 export function formatAddressBytes(bytes: Buffer): string {
-  if (bytes.length === 4) return [...bytes].join('.');
-  const groups: string[] = [];
-  for (let i = 0; i + 1 < bytes.length; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-  // The longest run of two or more zero groups becomes "::" (RFC 5952).
-  let best = -1;
-  let bestLength = 1;
-  for (let i = 0; i < groups.length; ) {
-    let j = i;
-    while (j < groups.length && groups[j] === '0') j++;
-    if (j - i > bestLength) {
-      best = i;
-      bestLength = j - i;
-    }
-    i = j === i ? i + 1 : j;
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLength).join(':')}`;
+  return formatAddress(addressFromBytes(bytes));
+}
+
+// A link named in a request (the kernel resolves IFLA_IFNAME when the index is 0).
+export function linkByName(name: string, header: Buffer = linkHeader()): Buffer {
+  return Buffer.concat([header, stringAttribute(LinkAttribute.name, name)]);
 }
 
 // A NETLINK_ROUTE socket in one namespace, with the interface indexes it has looked up.
@@ -120,7 +103,7 @@ export class RouteSession {
   indexOf(name: string): number {
     const known = this.indexes.get(name);
     if (known !== undefined) return known;
-    const reply = this.socket.get(Rtm.getLink, Buffer.concat([linkHeader(), stringAttribute(LinkAttribute.name, name)]));
+    const reply = this.socket.get(Rtm.getLink, linkByName(name));
     const index = reply.payload.readInt32LE(4);
     this.indexes.set(name, index);
     return index;
