@@ -35,7 +35,7 @@ import {
   startPlugin,
   stateFiles,
   tempFiles,
-  inNftTransaction,
+  nftTransactionHeld,
   syscallDelay,
   type Json,
   type Outcome,
@@ -382,9 +382,10 @@ t.test('item 9: ADD and DEL of one container at once leave no DNAT to a released
   const bridge = await runPlugin(sandbox, { type: 'trestle-bridge', command: 'ADD', config: pluginInput(list, bridgeOf(list), first), attachment: first });
   const adding = startPlugin(sandbox, { type: 'trestle-portmap', command: 'ADD', config: pluginInput(list, portmapOf(list), first, bridge.json), attachment: first }, { strace: syscallDelay('sendmsg', 'delay_enter', 800_000) });
   const addingPid = await adding.pid;
+  const inTransaction = nftTransactionHeld(addingPid, 800_000);
   let held = false;
   for (let waited = 0; !held && alive(addingPid) && waited < 10 * second; waited += 2) {
-    held = inNftTransaction(addingPid);
+    held = inTransaction();
     if (!held) await sleep(2);
   }
   t.ok(held, 'portmap ADD is held in the sendmsg of its nftables transaction');

@@ -368,9 +368,38 @@ function sendingNow(pid: number, call: 'sendto' | 'sendmsg'): NetlinkMessage[] {
 // nfnetlink's batch begin (NFNL_MSG_BATCH_BEGIN): the first message of a transaction.
 const batchBegin = 0x10;
 
-// A thread of the plugin is in the sendmsg of an nftables transaction.
-export function inNftTransaction(pid: number): boolean {
-  return sendingNow(pid, 'sendmsg').some((message) => message.type === batchBegin);
+function keyOf(message: NetlinkMessage): string {
+  return `${message.tid} ${message.fd} ${message.type} ${message.seq}`;
+}
+
+// strace stops a traced call at both its entry and its exit but delays only one of them;
+// a poll can land on the other, brief stop (the nft-committed trigger once killed a DEL
+// at the entry of its transaction, before the kernel saw it). A send seen for this long
+// is in the delayed stop: far above a stop strace does not delay, well inside the delay.
+function holdThreshold(delay: number): number {
+  return Math.min(delay / 1000 / 3, 50);
+}
+
+// A poller of the sends the plugin's threads are in: each call returns the sends seen
+// held for at least `thresholdMs` so far, in the order they were first seen.
+function heldSends(pid: number, call: 'sendto' | 'sendmsg', thresholdMs: number, keep: (message: NetlinkMessage) => boolean): () => NetlinkMessage[] {
+  const sightings = new Map<string, { first: number; last: number; message: NetlinkMessage }>();
+  return () => {
+    const now = Date.now();
+    for (const message of sendingNow(pid, call).filter(keep)) {
+      const seen = sightings.get(keyOf(message));
+      if (seen === undefined) sightings.set(keyOf(message), { first: now, last: now, message });
+      else seen.last = now;
+    }
+    return [...sightings.values()].filter((seen) => seen.last - seen.first >= thresholdMs).map((seen) => seen.message);
+  };
+}
+
+// A poller that says when a thread of the plugin is held by strace (for `delay`
+// microseconds) in the sendmsg of an nftables transaction.
+export function nftTransactionHeld(pid: number, delay: number): () => boolean {
+  const held = heldSends(pid, 'sendmsg', holdThreshold(delay), (message) => message.type === batchBegin);
+  return () => held().length > 0;
 }
 
 const rtnetlinkNames: Record<number, string> = { 16: 'RTM_NEWLINK', 17: 'RTM_DELLINK', 19: 'RTM_SETLINK', 20: 'RTM_NEWADDR', 21: 'RTM_DELADDR', 24: 'RTM_NEWROUTE', 25: 'RTM_DELROUTE' };
@@ -429,17 +458,16 @@ function watch(sandbox: Sandbox, list: ConfList, trigger: Trigger, startedAt: nu
     case 'state-temp':
       return () => fired(filesBelow(firewallDir(sandbox)).some((name) => name.endsWith('.tmp')));
     case 'nft-sending':
-    case 'nft-committed':
-      return () => fired(inNftTransaction(pid));
+    case 'nft-committed': {
+      const held = nftTransactionHeld(pid, delayMicroseconds);
+      return () => fired(held());
+    }
     case 'netlink': {
       // Each request is seen on several polls while strace holds it: counted once.
-      const seen = new Set<string>();
+      const held = heldSends(pid, 'sendto', holdThreshold(netlinkDelayMicroseconds), rtnetlinkChange);
       return () => {
-        for (const message of sendingNow(pid, 'sendto').filter(rtnetlinkChange)) {
-          seen.add(`${message.tid} ${message.fd} ${message.type} ${message.seq}`);
-          if (seen.size >= trigger.nth) return rtnetlinkNames[message.type] ?? `rtnetlink type ${message.type}`;
-        }
-        return undefined;
+        const message = held()[trigger.nth - 1];
+        return message === undefined ? undefined : (rtnetlinkNames[message.type] ?? `rtnetlink type ${message.type}`);
       };
     }
   }
