@@ -1,7 +1,8 @@
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { debrisGraceMs, olderThan } from '../util/debris.js';
 import { digest } from '../util/digest.js';
+import { removeFile } from '../util/files.js';
 
 // What trestle-bridge made for one attachment, kept for the people who run the node
 // (`trestle ls`, `trestle inspect`): the runtime thinks in pods, the kernel in veths and
@@ -58,7 +59,7 @@ export function writeRecord(stateDir: string, record: AttachmentRecord): void {
 }
 
 export function removeRecord(stateDir: string, key: Key): void {
-  rmSync(recordFile(stateDir, key), { force: true });
+  removeFile(recordFile(stateDir, key));
 }
 
 function isRecord(value: unknown): value is AttachmentRecord {
@@ -101,7 +102,7 @@ export function collectRecords(stateDir: string, network: string, keep: readonly
   for (const file of names(dir)) {
     const path = join(dir, file);
     if (file.endsWith('.tmp')) {
-      if (olderThan(path, debrisGraceMs)) rmSync(path, { force: true });
+      if (olderThan(path, debrisGraceMs)) removeFile(path);
       continue;
     }
     let value: unknown;
@@ -111,6 +112,6 @@ export function collectRecords(stateDir: string, network: string, keep: readonly
       value = undefined;
     }
     const kept = isRecord(value) && keep.some((key) => key.containerId === value.containerId && key.ifname === value.ifname);
-    if (!kept) rmSync(path, { force: true });
+    if (!kept) removeFile(path);
   }
 }

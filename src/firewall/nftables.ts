@@ -1,4 +1,3 @@
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { flushUdpEntries } from '../host/conntrack.js';
 import { HostError } from '../host/errors.js';
@@ -7,6 +6,7 @@ import { linkPresent } from '../host/presence.js';
 import { enableRouteLocalnet } from '../host/sysctl.js';
 import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Family } from '../util/ip.js';
 import { debrisGraceMs, olderThan } from '../util/debris.js';
+import { removeFile } from '../util/files.js';
 import { withDirectoryLock } from '../util/lock.js';
 import { AttachmentGoneError, MissingRulesError, PortConflictError, type Firewall, type MasqueradeAddress, type Owner, type PortMappingOptions } from './firewall.js';
 import { listKernelElements } from './kernel.js';
@@ -316,7 +316,7 @@ export class NftablesFirewall implements Firewall {
           removed.push({ network: rules.network, containerId: rules.containerId, ifname: rules.ifname });
         }
         for (const file of listing.unreadable) await this.removeDamagedRecord(network, file);
-        for (const file of listing.temporary) if (olderThan(file, debrisGraceMs)) rmSync(file, { force: true });
+        for (const file of listing.temporary) if (olderThan(file, debrisGraceMs)) removeFile(file);
       }
       this.checkIndex();
       await this.reconcileKernel();
@@ -327,7 +327,7 @@ export class NftablesFirewall implements Firewall {
   private async removeDamagedRecord(network: string, file: string): Promise<void> {
     const id = `${network}/${file.slice(file.lastIndexOf('/') + 1)}`;
     await this.removeElements(id, this.markedElements(id));
-    rmSync(file, { force: true });
+    removeFile(file);
   }
 
   // Markers that are damaged, or whose owner has no record any more, own nothing.

@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { digest } from '../util/digest.js';
+import { removeFile } from '../util/files.js';
 import { formatAddress, parseAddress, parsePrefix, familyBits } from '../util/ip.js';
 import { isRuleElement, type RuleElement } from './state.js';
 
@@ -59,7 +60,7 @@ export class OwnerIndex {
     const orphaned: RuleElement[] = [];
     for (const element of elements) {
       const dir = this.keyDir(element.set, element.key);
-      rmSync(join(dir, digest(owner)), { force: true });
+      removeFile(join(dir, digest(owner)));
       if (this.ownersIn(dir).length === 0) orphaned.push(element);
     }
     return orphaned;
@@ -107,7 +108,7 @@ export class OwnerIndex {
   }
 
   removeMarker(path: string): void {
-    rmSync(path, { force: true });
+    removeFile(path);
   }
 
   pruneEmpty(): void {

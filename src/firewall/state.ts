@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { digest } from '../util/digest.js';
+import { removeFile } from '../util/files.js';
 import { isSafeElementText, knownSets } from './ruleset.js';
 
 // Where firewall ownership is remembered: /run is emptied at boot, as the kernel's
@@ -136,8 +137,8 @@ export function writeAttachmentRules(stateDir: string, kind: RuleOwner, rules: A
 
 export function removeAttachmentRules(stateDir: string, kind: RuleOwner, key: AttachmentKey): void {
   const file = stateFile(stateDir, kind, key);
-  rmSync(`${file}${temporarySuffix}`, { force: true });
-  rmSync(file, { force: true });
+  removeFile(`${file}${temporarySuffix}`);
+  removeFile(file);
 }
 
 export interface NetworkListing {

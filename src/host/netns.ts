@@ -34,9 +34,20 @@ export function namespaceExists(path: string): boolean {
   return networkNamespaceInode(path) !== undefined;
 }
 
-// True when `path` is the network namespace this process runs in (the node's, for a
-// plugin): ADD, CHECK and DEL must never configure it as a container's.
-export function isCurrentNetworkNamespace(path: string): boolean {
+// The namespace this process runs in, once: a thread that enters another namespace
+// (socketIn) returns before anything else runs, or the process ends.
+let ownNamespace: number | undefined;
+
+// What `path` names: the network namespace this process runs in (the node's, for a
+// plugin: ADD, CHECK and DEL must never configure it as a container's), another one,
+// or none.
+export function namespaceKind(path: string): 'own' | 'other' | 'none' {
   const inode = networkNamespaceInode(path);
-  return inode !== undefined && inode === networkNamespaceInode('/proc/thread-self/ns/net');
+  if (inode === undefined) return 'none';
+  ownNamespace ??= networkNamespaceInode('/proc/thread-self/ns/net');
+  return inode === ownNamespace ? 'own' : 'other';
+}
+
+export function isCurrentNetworkNamespace(path: string): boolean {
+  return namespaceKind(path) === 'own';
 }

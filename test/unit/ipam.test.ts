@@ -1,5 +1,7 @@
 // host-local's pure logic: address text, ranges, the round-robin allocator and the
 // IPAM configuration, with an in-memory store.
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
 import t from 'tap';
 import { parseCniArgs } from '../../src/cni/args.js';
 import { parseNetConf } from '../../src/cni/config.js';
@@ -58,6 +60,24 @@ function address(text: string) {
   return parsed;
 }
 
+// parseAddress reads IPv4 itself: ipaddr.js's four-part decimal form, and nothing else.
+t.test('IPv4 parses as ipaddr.js parses four decimal parts', async (t) => {
+  const byIpaddr = (text: string) =>
+    ipaddr.IPv4.isValidFourPartDecimal(text) ? BigInt(ipaddr.IPv4.parse(text).toByteArray().reduce((value, byte) => value * 256 + byte, 0)) : undefined;
+  const part = fc.oneof(fc.nat(300).map(String), fc.constantFrom('0', '00', '010', '255', '256', '-1', '', 'x', '1e2', ' 1'));
+  const text = fc.oneof(fc.array(part, { minLength: 3, maxLength: 5 }).map((parts) => parts.join('.')), fc.string());
+  fc.assert(
+    fc.property(text, (candidate) => {
+      const parsed = parseAddress(candidate);
+      const expected = byIpaddr(candidate);
+      if (candidate.includes(':')) return true;
+      return expected === undefined ? parsed === undefined : parsed?.family === 4 && parsed.value === expected;
+    }),
+    { numRuns: 5000 },
+  );
+  t.pass('5,000 texts agree');
+});
+
 t.test('addresses print as Go prints them (the store uses them as file names)', async (t) => {
   const cases: Array<[string, string]> = [
     ['fd00::2', 'fd00::2'],
@@ -71,7 +91,7 @@ t.test('addresses print as Go prints them (the store uses them as file names)', 
     ['10.0.0.1', '10.0.0.1'],
   ];
   for (const [input, printed] of cases) t.equal(formatAddress(address(input)), printed, input);
-  for (const bad of ['10.1', '010.0.0.1x', '1.2.3.4.5', 'fe80::1%eth0', '../etc', '', 'lock', 'last_reserved_ip.0']) {
+  for (const bad of ['10.1', '10', '0', '0x0a000001', '010.0.0.1', '010.0.0.1x', '1.2.3.4.5', 'fe80::1%eth0', '../etc', '', 'lock', 'last_reserved_ip.0']) {
     t.equal(parseAddress(bad), undefined, JSON.stringify(bad));
   }
   t.equal(parsePrefix('10.0.0.0/33'), undefined);
