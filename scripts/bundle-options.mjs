@@ -8,7 +8,7 @@ export const programBundle = {
   format: 'cjs',
   outExtension: { '.js': '.cjs' },
   // Less to parse at every start; stack traces only ever reach stderr.
-  minify: true,
+  minify: process.env.TRESTLE_UNMINIFIED === undefined,
   legalComments: 'none',
   loader: { '.conflist': 'json' },
   // proper-lockfile reaches fs through graceful-fs, which queues calls that hit EMFILE

@@ -132,7 +132,7 @@ export class NftablesFirewall implements Firewall {
         await this.apply(lines);
       }
     } catch (error) {
-      this.owners.prune(this.owners.release(id, rules.elements));
+      this.owners.release(id, rules.elements);
       removeAttachmentRules(this.stateDir, kind, rules);
       throw error;
     }
@@ -171,7 +171,6 @@ export class NftablesFirewall implements Firewall {
       if (!isFileExists(error)) throw error;
       await this.reconcileKernel();
     }
-    this.owners.prune(orphaned);
   }
 
   // Deletes every element of our sets and maps that no attachment owns.

@@ -48,34 +48,40 @@ export class OwnerIndex {
   // `owner` is the record file's path relative to the firewall dir; its digest
   // names the marker.
   claim(owner: string, elements: readonly RuleElement[]): void {
+    const marker = digest(owner);
     for (const element of elements) {
       const dir = this.keyDir(element.set, element.key);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      writeFileSync(join(dir, digest(owner)), JSON.stringify({ owner, element }));
+      try {
+        mkdirSync(dir, { mode: 0o700 });
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') mkdirSync(dir, { recursive: true, mode: 0o700 });
+        else if (code !== 'EEXIST') throw error;
+      }
+      writeFileSync(join(dir, marker), JSON.stringify({ owner, element }));
     }
   }
 
-  // Drops the owner's markers; returns the elements nobody owns any more.
+  // Drops the owner's markers; returns the elements nobody owns any more. A key's
+  // directory goes with its last marker (rmdir fails while another owner's is in
+  // it): a DEL killed before the kernel lets go of the element finds it unowned all
+  // the same, and so does GC.
   release(owner: string, elements: readonly RuleElement[]): RuleElement[] {
+    const marker = digest(owner);
     const orphaned: RuleElement[] = [];
     for (const element of elements) {
       const dir = this.keyDir(element.set, element.key);
-      removeFile(join(dir, digest(owner)));
-      if (this.ownersIn(dir).length === 0) orphaned.push(element);
-    }
-    return orphaned;
-  }
-
-  // Removes the directories of keys nobody owns; called once their elements are out
-  // of the kernel, so a DEL killed before that still finds them unowned.
-  prune(elements: readonly RuleElement[]): void {
-    for (const element of elements) {
+      removeFile(join(dir, marker));
       try {
-        rmdirSync(this.keyDir(element.set, element.key));
-      } catch {
-        // Claimed again meanwhile, or already gone.
+        rmdirSync(dir);
+        orphaned.push(element);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') orphaned.push(element);
+        else if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
       }
     }
+    return orphaned;
   }
 
   // Whether an owner other than `owner` holds the element.

@@ -36,6 +36,8 @@ const reservedBlocks: Array<[string, string]> = [
   ['::1/128', 'loopback'],
   ['ff00::/8', 'multicast'],
 ];
+// Parsed once: every ADD and DEL reads its ranges again.
+const reservedPrefixes = reservedBlocks.map(([text, kind]) => ({ text, kind, block: parsePrefix(text) as Prefix }));
 
 function overlapsPrefix(a: Prefix, b: Prefix): boolean {
   const shorter = a.length <= b.length ? a : b;
@@ -45,8 +47,7 @@ function overlapsPrefix(a: Prefix, b: Prefix): boolean {
 
 function reservedBlockProblem(subnet: Prefix): string | undefined {
   if (subnet.network === 0n) return `contains the unspecified address ${formatAddress({ family: subnet.family, value: 0n })}`;
-  for (const [text, kind] of reservedBlocks) {
-    const block = parsePrefix(text) as Prefix;
+  for (const { text, kind, block } of reservedPrefixes) {
     if (overlapsPrefix(subnet, block)) return `overlaps the ${kind} block ${text}`;
   }
   return undefined;

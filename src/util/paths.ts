@@ -17,7 +17,7 @@ function under(path: string, root: string): boolean {
 function resolvedExisting(path: string): string | undefined {
   for (let candidate = path; ; candidate = dirname(candidate)) {
     try {
-      return realpathSync(candidate);
+      return realpathSync.native(candidate);
     } catch {
       if (candidate === '/') return undefined;
     }
