@@ -6,6 +6,8 @@ import { NetlinkError } from './netlink/socket.js';
 import { Errno } from './netlink/errno.js';
 import { lookup, type HostOperation } from './operations.js';
 import { listAddresses } from './addresses.js';
+import { isCurrentNetworkNamespace } from './netns.js';
+import { disableLinkIpv6 } from './sysctl.js';
 
 export interface LinkAddress {
   family: 4 | 6;
@@ -190,12 +192,14 @@ export interface VethSpec {
   mtu?: number;
 }
 
-// Creates both ends in one netlink request: the host end up and enslaved to the
-// bridge, the peer directly inside the container namespace (so its name can never
-// clash with a host interface, and a clash inside the container fails atomically).
+// Creates both ends in one netlink request: the host end enslaved to the bridge but
+// down (bringUpLabelled raises it), the peer directly inside the container namespace
+// (so its name can never clash with a host interface, and a clash inside the
+// container fails atomically).
 export function createVethPair(spec: VethSpec): HostOperation {
   return {
     what: `create veth pair ${spec.hostName}/${spec.peerName}`,
+    explain: { [Errno.exchangeFull]: `bridge ${spec.master} already has as many ports as the kernel allows (1024)` },
     apply: (session) => {
       const master = session.indexOf(spec.master);
       let netns: number;
@@ -216,7 +220,7 @@ export function createVethPair(spec: VethSpec): HostOperation {
           Rtm.newLink,
           Flags.create | Flags.exclusive,
           Buffer.concat([
-            linkHeader({ flags: IFF_UP, change: IFF_UP }),
+            linkHeader(),
             stringAttribute(LinkAttribute.name, spec.hostName),
             attribute(LinkAttribute.address, macBytes(spec.hostMac)),
             ...optionalMtu(spec.mtu),
@@ -231,8 +235,28 @@ export function createVethPair(spec: VethSpec): HostOperation {
   };
 }
 
-export function setAlias(name: string, alias: string): HostOperation {
-  return { what: `label ${name}`, apply: (session) => changeLink(session, name, linkHeader(), [stringAttribute(LinkAttribute.alias, alias)]) };
+// Up and labelled in one request: each change of a bridge port costs the kernel work
+// that grows with the number of ports.
+export function bringUpLabelled(name: string, alias: string): HostOperation {
+  return { what: `bring ${name} up`, apply: (session) => changeLink(session, name, linkHeader({ flags: IFF_UP, change: IFF_UP }), [stringAttribute(LinkAttribute.alias, alias)]) };
+}
+
+// A bridge port needs no IPv6 of its own (the bridge carries the gateway; frames
+// cross the port below IP). With it, every port adds a link-local address and routes
+// to the node's IPv6 table, and the kernel walks that whole table at each change of
+// any link: at 900 containers an ADD took 7.4 ms instead of 4.7. Before the link is
+// up. A sysctl acts on the namespace of the thread that writes it, so this refuses a
+// batch meant for another namespace rather than touch a link of the same name here.
+export function disableIpv6(name: string): HostOperation {
+  return {
+    what: `turn IPv6 off on ${name}`,
+    apply: (session) => {
+      if (session.netns !== undefined && !isCurrentNetworkNamespace(session.netns)) {
+        throw new HostError(`cannot turn IPv6 off on ${name} in ${session.netns}: only in this process's own network namespace`, 'another network namespace');
+      }
+      disableLinkIpv6(name);
+    },
+  };
 }
 
 // A setting of a bridge port, as the bridge (its master) defines them.

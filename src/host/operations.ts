@@ -10,6 +10,9 @@ export interface HostOperation {
   // Kernel errors that mean "already as wanted" (e.g. EEXIST when another ADD created
   // the shared bridge a moment earlier).
   tolerate?: readonly number[];
+  // What a kernel error means for this operation, where its own text ("Exchange full")
+  // would not tell a person.
+  explain?: Readonly<Record<number, string>>;
   apply(session: RouteSession): void;
 }
 
@@ -30,7 +33,9 @@ export async function applyOperations(operations: readonly HostOperation[], netn
           tolerated.push(operation);
           continue;
         }
-        throw new HostError(`failed to ${operation.what}: ${error.reason}`, error.reason, error.errno === Errno.noDevice, operation.what);
+        const explained = operation.explain?.[error.errno];
+        const reason = explained === undefined ? error.reason : `${explained} (${error.reason})`;
+        throw new HostError(`failed to ${operation.what}: ${reason}`, reason, error.errno === Errno.noDevice, operation.what);
       }
     }
     return tolerated;

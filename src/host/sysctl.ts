@@ -48,3 +48,11 @@ function linkConfDirectory(device: string): string {
 export function enableRouteLocalnet(device: string): void {
   write(`${linkConfDirectory(device)}/route_localnet`, '1');
 }
+
+// Turns IPv6 off on one link; nothing to do on a kernel without IPv6.
+export function disableLinkIpv6(device: string): void {
+  const problem = interfaceNameProblem(device);
+  if (problem !== undefined) throw new HostError(`refusing the sysctls of ${quote(device)}: the name ${problem}`, 'invalid interface name');
+  if (readSysctl('/proc/sys/net/ipv6/conf/default/disable_ipv6') === undefined) return;
+  write(`/proc/sys/net/ipv6/conf/${device}/disable_ipv6`, '1');
+}

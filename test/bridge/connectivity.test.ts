@@ -53,6 +53,14 @@ for (const dualStack of [false, true]) {
     }
     t.not(addressesByContainer[0]?.[4], addressesByContainer[1]?.[4], 'the containers have distinct addresses');
 
+    // The host ends carry no IPv6 of their own (the node's IPv6 table would grow by
+    // each port's routes), yet IPv6 crosses them: the pings below.
+    for (const [index] of containers.entries()) {
+      const hostVeth = ((results[index]?.['interfaces'] ?? []) as Array<{ name: string; sandbox?: string }>).find((entry) => entry.sandbox === undefined && entry.name !== bridgeName)?.name ?? '';
+      const setting = await sandbox.exec(sandbox.node, 'cat', [`/proc/sys/net/ipv6/conf/${hostVeth}/disable_ipv6`], { reject: false });
+      t.equal(setting.stdout.trim(), '1', `container ${index + 1}: IPv6 is off on its host end ${hostVeth}`);
+    }
+
     const bridge = await link(sandbox, sandbox.node, bridgeName);
     for (const family of families) {
       t.ok(addressesOf(bridge, family).some((cidr) => addressOnly(cidr) === gateways[family]), `the bridge holds the IPv${family} gateway`);

@@ -3,7 +3,7 @@
 import { readlinkSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { addRoute, deleteAddress, listRoutes, replaceAddress } from '../../src/host/addresses.js';
-import { createBridge, createVethPair, deleteLink, findLink, isolatePort, listLinks, setAlias, setHairpin, setLinkUp, setPromiscuous } from '../../src/host/links.js';
+import { createBridge, createVethPair, deleteLink, findLink, isolatePort, listLinks, bringUpLabelled, disableIpv6, setHairpin, setLinkUp, setPromiscuous } from '../../src/host/links.js';
 import { applyOperations } from '../../src/host/operations.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
 
@@ -46,7 +46,7 @@ t.test('a bridge, a veth pair into the container, addresses and routes', async (
       replaceAddress('10.77.0.1/24', 'nlbr0', { noDad: true }),
       replaceAddress('fd77::1/64', 'nlbr0', { noDad: true }),
       createVethPair({ hostName: 'vethnl0', hostMac: '02:00:00:00:00:02', peerName: 'eth0', peerMac: '02:00:00:00:00:03', peerNetns: container.path, master: 'nlbr0', mtu: 1400 }),
-      setAlias('vethnl0', 'trestle/net/owner'),
+      bringUpLabelled('vethnl0', 'trestle/net/owner'),
       setHairpin('vethnl0', true),
       isolatePort('vethnl0'),
     ],
@@ -142,6 +142,9 @@ t.test('errors: tolerated, named, and the batch stops at the first', async (t) =
   await t.rejects(batch, { message: /^failed to add route 10\.250\.0\.0\/16 via 198\.51\.100\.1 on eth0: Network is unreachable/ });
   const eth0 = await ipLink(sandbox, container.name, 'eth0');
   t.same(eth0?.addr_info?.filter((entry) => entry.family === 'inet').map((entry) => entry.local), ['10.6.0.2'], 'the steps before the failure were applied, none after');
+  // A sysctl would act on this thread's namespace (the machine's, here): refused.
+  await t.rejects(applyOperations([disableIpv6('eth1')], container.path), { name: 'HostError', message: /only in this process's own network namespace/ }, 'turning IPv6 off is refused for a batch meant for another namespace');
+  t.equal((await sandbox.exec(container.name, 'cat', ['/proc/sys/net/ipv6/conf/eth1/disable_ipv6'])).stdout.trim(), '0', 'and the link there is untouched');
   t.equal(ownNamespace(), before, 'back in its own namespace after each failure');
 });
 

@@ -4,4 +4,5 @@ export const Errno = {
   exists: 17,
   noDevice: 19,
   addressNotAvailable: 99,
+  exchangeFull: 54,
 } as const;

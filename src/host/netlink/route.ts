@@ -89,10 +89,14 @@ export function linkByName(name: string, header: Buffer = linkHeader()): Buffer 
 export class RouteSession {
   private readonly indexes = new Map<string, number>();
 
-  private constructor(readonly socket: NetlinkSocket) {}
+  // netns: the namespace the socket was opened in, when not this process's.
+  private constructor(
+    readonly socket: NetlinkSocket,
+    readonly netns: string | undefined,
+  ) {}
 
   static open(netns?: string): RouteSession {
-    return new RouteSession(NetlinkSocket.open(NETLINK_ROUTE, netns));
+    return new RouteSession(NetlinkSocket.open(NETLINK_ROUTE, netns), netns);
   }
 
   close(): void {

@@ -6,15 +6,16 @@ import { addRoute, deleteAddress, replaceAddress } from '../../host/addresses.js
 import { HostError } from '../../host/errors.js';
 import { applyOperations, type HostOperation } from '../../host/operations.js';
 import {
+  bringUpLabelled,
   createBridge,
   createVethPair,
   deleteLink,
+  disableIpv6,
   findLink,
   isolatePort,
   listLinks,
   randomMac,
   randomVethName,
-  setAlias,
   setHairpin,
   setLinkUp,
   setPromiscuous,
@@ -93,7 +94,7 @@ async function setUpHost(context: PluginContext, config: BridgeConfig, plan: Add
   };
   if (config.mtu !== undefined) vethSpec.mtu = config.mtu;
   operations.push(createVethPair(vethSpec));
-  operations.push(setAlias(side.hostVeth, ownerAlias(context.config.name, invocation.containerId, invocation.ifname)));
+  operations.push(disableIpv6(side.hostVeth), bringUpLabelled(side.hostVeth, ownerAlias(context.config.name, invocation.containerId, invocation.ifname)));
   if (config.hairpinMode) operations.push(setHairpin(side.hostVeth, true));
   if (config.portIsolation) operations.push(isolatePort(side.hostVeth));
   // Recorded before the batch runs: it may fail half-way, after the bridge changed.
