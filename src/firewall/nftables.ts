@@ -4,7 +4,7 @@ import { HostError } from '../host/errors.js';
 import { runNftScript } from '../host/nft.js';
 import { linkPresent } from '../host/presence.js';
 import { enableRouteLocalnet } from '../host/sysctl.js';
-import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Family } from '../util/ip.js';
+import { formatAddress, formatPrefix, parseAddress, parsePrefix, prefixContains, type Address, type Family, type Prefix } from '../util/ip.js';
 import { debrisGraceMs, olderThan } from '../util/debris.js';
 import { removeFile } from '../util/files.js';
 import { withDirectoryLock } from '../util/lock.js';
@@ -39,10 +39,10 @@ function address(text: string): { family: Family; text: string } {
   return { family: parsed.family, text: formatAddress(parsed) };
 }
 
-function subnet(text: string): { family: Family; text: string } {
+function subnet(text: string): { family: Family; text: string; prefix: Prefix } {
   const parsed = parsePrefix(text);
   if (!parsed) throw new HostError(`invalid subnet ${JSON.stringify(text.slice(0, 64))}`, 'invalid subnet');
-  return { family: parsed.family, text: formatPrefix(parsed) };
+  return { family: parsed.family, text: formatPrefix(parsed), prefix: parsed };
 }
 
 function port(value: number): string {
@@ -203,8 +203,10 @@ export class NftablesFirewall implements Firewall {
       const local = subnet(entry.subnet);
       const family = container.family;
       elements.push({ set: `masq${family}`, element: container.text, key: container.text });
+      // Per subnet, shared by its containers: the rule looks here only for sources
+      // in masq, so (subnet . x) keeps exactly the addresses (container . x) kept.
       for (const destination of [local.text, multicast[family]]) {
-        const pair = `${container.text} . ${destination}`;
+        const pair = `${local.text} . ${destination}`;
         elements.push({ set: `masqskip${family}`, element: pair, key: pair });
       }
     }
@@ -238,13 +240,20 @@ export class NftablesFirewall implements Firewall {
         elements.push({ set: `hp_any${family}`, element: `${service} comment "${comment}" : ${target}`, key: service });
       }
       if (options.snat) {
-        for (const source of options.hairpinSubnets.map(subnet).filter((entry) => entry.family === family)) hairpin.add(`${family}|${source.text} . ${container.text}`);
-        if (family === 4) hairpin.add(`4|127.0.0.0/8 . ${container.text}`);
+        // The container, and (source . its subnet) pairs that its network's
+        // containers share; a container outside every subnet of its network (not
+        // one host-local gives) is paired by itself.
+        hairpin.add(`dst${family}|${container.text}`);
+        const sources = options.hairpinSubnets.map(subnet).filter((entry) => entry.family === family);
+        const parsed = parseAddress(container.text) as Address;
+        const own = sources.find((entry) => prefixContains(entry.prefix, parsed))?.text ?? container.text;
+        for (const source of sources) hairpin.add(`net${family}|${source.text} . ${own}`);
+        if (family === 4) hairpin.add(`net4|127.0.0.0/8 . ${own}`);
       }
     }
     for (const entry of hairpin) {
-      const [family, pair] = entry.split('|') as [string, string];
-      elements.push({ set: `hairpin${family}`, element: pair, key: pair });
+      const [set, key] = entry.split('|') as [string, string];
+      elements.push({ set: `hairpin${set}`, element: key, key });
     }
     const rules: AttachmentRules = { ...owner, elements, masquerade: [], portMappings: [...mappings] };
     await this.locked(async () => {

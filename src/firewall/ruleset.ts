@@ -11,7 +11,9 @@ const skeleton = [
   `add chain ${table} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
   `add chain ${table} hostports`,
   // Containers whose traffic leaving their subnet is masqueraded, and the
-  // (container . destination) pairs that keep their source address.
+  // (source . destination) pairs that keep their source address: a masqueraded
+  // container's own subnet and multicast, one element per subnet shared by its
+  // containers (older versions wrote one per container).
   `add set ${table} masq4 { type ipv4_addr; }`,
   `add set ${table} masq6 { type ipv6_addr; }`,
   `add set ${table} masqskip4 { type ipv4_addr . ipv4_addr; flags interval; }`,
@@ -21,8 +23,18 @@ const skeleton = [
   `add map ${table} hp_any6 { type inet_proto . inet_service : ipv6_addr . inet_service; }`,
   `add map ${table} hp_addr4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }`,
   `add map ${table} hp_addr6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }`,
-  // (source . container) pairs of DNATed connections that must be masqueraded so
-  // replies come back through the node: hairpin and loopback clients.
+  // DNATed connections that must be masqueraded so replies come back through the
+  // node (hairpin and loopback clients): to a container of hairpindst, from a source
+  // and to a subnet paired in hairpinnet (its network's subnets, and loopback). The
+  // pairs are per subnet, not per container: removing an element from an interval
+  // set costs the kernel time that grows with the set (nft_pipapo_remove took half
+  // of a DEL's time at 1,000 containers), and hairpindst is a hash.
+  `add set ${table} hairpindst4 { type ipv4_addr; }`,
+  `add set ${table} hairpindst6 { type ipv6_addr; }`,
+  `add set ${table} hairpinnet4 { type ipv4_addr . ipv4_addr; flags interval; }`,
+  `add set ${table} hairpinnet6 { type ipv6_addr . ipv6_addr; flags interval; }`,
+  // What older versions wrote instead, (source . container) pairs: kept, with their
+  // rule, for the containers they attached until those are deleted.
   `add set ${table} hairpin4 { type ipv4_addr . ipv4_addr; flags interval; }`,
   `add set ${table} hairpin6 { type ipv6_addr . ipv6_addr; flags interval; }`,
 ];
@@ -41,6 +53,8 @@ const rules = [
   `add rule ${table} hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @hp_any4`,
   `add rule ${table} hostports meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @hp_addr6`,
   `add rule ${table} hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @hp_any6`,
+  `add rule ${table} postrouting ct status dnat ip daddr @hairpindst4 ip saddr . ip daddr @hairpinnet4 masquerade`,
+  `add rule ${table} postrouting ct status dnat ip6 daddr @hairpindst6 ip6 saddr . ip6 daddr @hairpinnet6 masquerade`,
   `add rule ${table} postrouting ct status dnat ip saddr . ip daddr @hairpin4 masquerade`,
   `add rule ${table} postrouting ct status dnat ip6 saddr . ip6 daddr @hairpin6 masquerade`,
   `add rule ${table} postrouting ip saddr @masq4 ip saddr . ip daddr != @masqskip4 masquerade`,
@@ -52,7 +66,7 @@ export function sharedStructures(): string[] {
 }
 
 // The sets and maps that hold per-attachment elements.
-export const knownSets: readonly string[] = ['masq4', 'masq6', 'masqskip4', 'masqskip6', 'hp_any4', 'hp_any6', 'hp_addr4', 'hp_addr6', 'hairpin4', 'hairpin6'];
+export const knownSets: readonly string[] = ['masq4', 'masq6', 'masqskip4', 'masqskip6', 'hp_any4', 'hp_any6', 'hp_addr4', 'hp_addr6', 'hairpindst4', 'hairpindst6', 'hairpinnet4', 'hairpinnet6', 'hairpin4', 'hairpin6'];
 
 export function isMapSet(set: string): boolean {
   return set.startsWith('hp_');

@@ -12,6 +12,7 @@
 import t, { type Test } from 'tap';
 import type { Attachment, ConfList } from '../../src/runtime/chain.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
+import { formatPrefix, parsePrefix } from '../../src/util/ip.js';
 import {
   ageTempFiles,
   chainAdd,
@@ -160,13 +161,21 @@ function countsLine(key: string, counts: Counts): string {
 const victimPorts = 30001;
 const livePorts = 30000;
 
-// The baseline every point must come back to: the live container's things only.
+// The subnet of the live container's first address, as nft prints it.
+function resultSubnet(result: Json): string {
+  const prefix = parsePrefix(((result['ips'] ?? []) as Array<{ address: string }>)[0]?.address ?? '');
+  return prefix === undefined ? '' : formatPrefix(prefix);
+}
+
+// The baseline every point must come back to: the live container's things only (its
+// network's subnet pairs, which it shares, among them).
 function attributed(state: Leftovers, live: Json): string[] {
   const address = resultAddress(live);
+  const subnet = resultSubnet(live);
   const problems: string[] = [];
   if (state.reservations.join() !== address) problems.push(`reservations ${state.reservations.join(', ')} (the live container has ${address})`);
   if (state.veths.join() !== resultHostVeth(live)) problems.push(`veths ${state.veths.join(', ')} (the live container has ${resultHostVeth(live)})`);
-  const foreign = state.elements.filter((element) => !new RegExp(`(^|[^0-9.])${address.replace(/\./g, '\\.')}([^0-9]|$)`).test(element));
+  const foreign = state.elements.filter((element) => !new RegExp(`(^|[^0-9.])${address.replace(/\./g, '\\.')}([^0-9]|$)`).test(element) && !(subnet !== '' && element.includes(subnet)));
   if (foreign.length > 0) problems.push(`elements not of the live container: ${foreign.join(', ')}`);
   if (state.tempFiles.length > 0) problems.push(`temporary files: ${state.tempFiles.join(', ')}`);
   return problems;

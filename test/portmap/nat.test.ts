@@ -25,6 +25,10 @@ t.test('masquerade, DNAT from the LAN, the node, loopback and containers', async
   t.match(first4, /^10\.77\./, 'IPv4 address from the subnet');
   t.match(first6, /^fd77::/, 'IPv6 address from the subnet');
   t.doesNotThrow(() => runner.check(list, firstAttachment, firstResult), 'CHECK passes');
+  // Per-subnet pairs, shared by both containers; only the containers themselves are
+  // elements each.
+  const counts = async () => Object.fromEntries(await Promise.all(['masqskip4', 'masqskip6', 'hairpindst4', 'hairpinnet4', 'hairpindst6', 'hairpinnet6'].map(async (name) => [name, (await setElements(sandbox, 'set', name)).length])));
+  t.same(await counts(), { masqskip4: 2, masqskip6: 2, hairpindst4: 2, hairpinnet4: 2, hairpindst6: 2, hairpinnet6: 1 }, 'subnet pairs once for both containers, each container once');
 
   const lanRoutes = String((await sandbox.exec(sandbox.lanNs, 'ip', ['route'])).stdout);
   t.notMatch(lanRoutes, /10\.77\.|default/, 'the LAN has no route to the container subnet');
@@ -52,7 +56,8 @@ t.test('masquerade, DNAT from the LAN, the node, loopback and containers', async
   t.equal(await fetchIn(sandbox, first.name, `http://${lan.nodeAddress}:8080/`), page, 'container -> its own host port (hairpin)');
   t.equal(await fetchIn(sandbox, second.name, `http://${lan.nodeAddress}:8080/`), page, "container -> a neighbour's host port");
   const seenThroughHostPort = await fetchIn(sandbox, second.name, `http://${lan.nodeAddress}:8080/cgi-bin/peer`);
-  t.ok(seenThroughHostPort !== undefined, 'hairpin CGI answers');
+  const second4 = ((secondResult['ips'] as Array<{ address: string }>)[0]?.address ?? '').split('/')[0] as string;
+  t.ok(seenThroughHostPort !== undefined && !seenThroughHostPort.includes(second4), `hairpin: the neighbour is masqueraded, c1 sees ${seenThroughHostPort?.trim()} and not ${second4}`);
 
   const before = await ruleset(sandbox);
   const third = await sandbox.addContainer();
@@ -75,9 +80,10 @@ t.test('masquerade, DNAT from the LAN, the node, loopback and containers', async
   const remaining = await ruleset(sandbox);
   t.notMatch(remaining, new RegExp(`${first4.replace(/\./g, '\\.')}\\b`), 'no rule element mentions the deleted container (netns gone, no prevResult, twice)');
   t.notMatch(remaining, /8080/, 'its host port is free');
+  t.same(await counts(), { masqskip4: 2, masqskip6: 2, hairpindst4: 1, hairpinnet4: 2, hairpindst6: 1, hairpinnet6: 1 }, 'the subnet pairs stay for the container still there');
 
   runner.del(list, sandbox.attachment(second), secondResult);
-  for (const [kind, name] of [['set', 'masq4'], ['set', 'masq6'], ['set', 'masqskip4'], ['set', 'hairpin4'], ['map', 'hp_any4'], ['map', 'hp_any6']] as const) {
+  for (const [kind, name] of [['set', 'masq4'], ['set', 'masq6'], ['set', 'masqskip4'], ['set', 'masqskip6'], ['set', 'hairpindst4'], ['set', 'hairpinnet4'], ['set', 'hairpindst6'], ['set', 'hairpinnet6'], ['map', 'hp_any4'], ['map', 'hp_any6']] as const) {
     t.same(await setElements(sandbox, kind, name), [], `${name} is empty once every container is gone`);
   }
 });
@@ -95,7 +101,7 @@ t.test('50 ADDs in parallel: no failure, distinct addresses, no duplicated share
   const addresses = outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? [(outcome.value['ips'] as Array<{ address: string }>)[0]?.address] : []));
   t.equal(new Set(addresses).size, 50, '50 distinct addresses');
   const rules = await ruleset(sandbox);
-  t.equal(rules.match(/masquerade/g)?.length, 4, 'the shared masquerade rules exist once each');
+  t.equal(rules.match(/masquerade/g)?.length, 6, 'the shared masquerade rules exist once each');
   t.equal(rules.match(/jump hostports/g)?.length, 2, 'the shared jumps exist once each');
   t.equal((await setElements(sandbox, 'map', 'hp_any4')).length, 50, 'one mapping per container');
   t.equal((await setElements(sandbox, 'set', 'masq4')).length, 50, 'one masquerade entry per container');

@@ -147,7 +147,7 @@ function run(): void {
     t.same(await containerd.listIds('containers'), [], 'no container left');
     t.same(reservations(sandbox), [], 'no address reserved');
     t.same(await veths(sandbox), [], 'no veth in the node namespace');
-    for (const name of ['masq4', 'masqskip4', 'hairpin4'] as const) t.same(await setElements(sandbox, 'set', name), [], `no element in ${name}`);
+    for (const name of ['masq4', 'masqskip4', 'hairpindst4', 'hairpinnet4'] as const) t.same(await setElements(sandbox, 'set', name), [], `no element in ${name}`);
     for (const name of ['hp_any4', 'hp_addr4'] as const) t.same(await setElements(sandbox, 'map', name), [], `no element in ${name}`);
     t.same(
       stateFiles(sandbox.stateDir).filter((file) => file.includes(fullId('long')) || file.includes(fullId('short'))),

@@ -116,7 +116,7 @@ function run(): void {
       t.same(reservations(sandbox), [], 'no address reserved');
       t.same(await veths(sandbox), baselineVeths, 'no pod veth in the node namespace');
       for (const family of ['4', '6']) {
-        for (const name of ['masq', 'masqskip', 'hairpin']) t.same(await setElements(sandbox, 'set', `${name}${family}`), [], `no element in ${name}${family}`);
+        for (const name of ['masq', 'masqskip', 'hairpindst', 'hairpinnet']) t.same(await setElements(sandbox, 'set', `${name}${family}`), [], `no element in ${name}${family}`);
         for (const name of ['hp_any', 'hp_addr']) t.same(await setElements(sandbox, 'map', `${name}${family}`), [], `no element in ${name}${family}`);
       }
       t.same(
