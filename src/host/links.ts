@@ -199,7 +199,7 @@ export interface VethSpec {
 export function createVethPair(spec: VethSpec): HostOperation {
   return {
     what: `create veth pair ${spec.hostName}/${spec.peerName}`,
-    explain: { [Errno.exchangeFull]: `bridge ${spec.master} already has as many ports as the kernel allows (1024)` },
+    explain: { [Errno.exchangeFull]: `bridge ${spec.master} already has the 1,023 ports the kernel allows` },
     apply: (session) => {
       const master = session.indexOf(spec.master);
       let netns: number;

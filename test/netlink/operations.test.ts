@@ -148,6 +148,17 @@ t.test('errors: tolerated, named, and the batch stops at the first', async (t) =
   t.equal(ownNamespace(), before, 'back in its own namespace after each failure');
 });
 
+t.test('a bridge that has as many ports as the kernel allows is named as such', async (t) => {
+  const { sandbox, container, node } = await setUp(t);
+  // 512 veth pairs, both ends enslaved until the kernel refuses (it allows 1,023).
+  const batch = ['link add nlfull type bridge'];
+  for (let i = 0; i < 512; i++) batch.push(`link add nlfa${i} type veth peer name nlfb${i}`, `link set nlfa${i} master nlfull`, `link set nlfb${i} master nlfull`);
+  await sandbox.inNode('ip', ['-force', '-batch', '-'], { input: `${batch.join('\n')}\n`, reject: false });
+  const veth = createVethPair({ hostName: 'vethnl3', hostMac: '02:00:00:00:03:02', peerName: 'eth0', peerMac: '02:00:00:00:03:03', peerNetns: container.path, master: 'nlfull' });
+  await t.rejects(applyOperations([veth], node), { name: 'HostError', message: 'failed to create veth pair vethnl3/eth0: bridge nlfull already has the 1,023 ports the kernel allows (Exchange full)' });
+  t.notOk(await ipLink(sandbox, sandbox.node, 'vethnl3'), 'and no host end was left');
+});
+
 t.test('a namespace that is gone or is none', async (t) => {
   const { sandbox, node } = await setUp(t);
   const before = ownNamespace();
