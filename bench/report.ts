@@ -326,7 +326,7 @@ function growthSection(results: Results): string {
     `${(entry.settleMs / 1000).toFixed(1)}${entry.settled ? '' : ' (still busy)'}`,
   ]);
   return [
-    `## Growth: config c on one bridge (ms)\n\nAt each level, ${growth.rounds} windows of ${growth.window} ADDs then their ${growth.window} DELs per implementation, in alternating order; p50 / p90 / max. "ADD (window) ÷ at ${first?.containers}": that level's ADD p50 over the first level's, per implementation, on the runtime's clock and exec to exit (see the sequential section).${skipped.length > 0 ? ` Levels stop at ${thousands(growth.result.levels.at(-1)?.containers)} in this run: \`--full\` adds ${skipped.map(thousands).join(', ')}.` : ''}\n`,
+    `## Growth: config c on one bridge (ms)\n\nEach implementation alone on the machine, on a node of its own removed before the next starts (a node runs one plugin; another implementation's thousand containers on the same kernel slow every link change). At each level, ${growth.rounds} windows of ${growth.window} ADDs then their ${growth.window} DELs; p50 / p90 / max. "ADD (window) ÷ at ${first?.containers}": that level's ADD p50 over the first level's, per implementation, on the runtime's clock and exec to exit (see the sequential section).${skipped.length > 0 ? ` Levels stop at ${thousands(growth.result.levels.at(-1)?.containers)} in this run: \`--full\` adds ${skipped.map(thousands).join(', ')}.` : ''}\n`,
     table(['containers', 'op', ...compared(implementations)], rows),
     notes.length > 0 ? `\n${notes.join('\n')}` : '',
     `\nRemoving a node with its containers (\`ip netns del\`, then until the CPU is idle again), one after the other in this order:\n`,

@@ -3,12 +3,14 @@ import { log } from '../log.js';
 import { BenchNode, type Container } from '../node.js';
 import { rulesetCensus } from '../ruleset.js';
 import { settleCpu } from '../settle.js';
-import { addThenDelete, inTurn, OpSamples, workload, type Workload } from '../workload.js';
+import { addThenDelete, OpSamples, workload } from '../workload.js';
 
-// Config c as containers accumulate on one bridge. Each implementation's node is
-// filled (ADDs, taking turns in blocks of ten) up to each level; there `rounds`
-// windows of `window` ADDs followed by their DELs are timed, the implementation order
-// flipping every round. The fill ADDs are kept too: the latency between one level and
+// Config c as containers accumulate on one bridge. One implementation at a time, on a
+// node of its own that is removed before the next starts: a node runs one plugin, and
+// another implementation's thousand containers on the same kernel slowed every link
+// change (the kernel's rtnl lock and work queues are shared by all namespaces). Its
+// node is filled up to each level; there `rounds` windows of `window` ADDs followed by
+// their DELs are timed. The fill ADDs are kept too: the latency between one level and
 // the next.
 export interface GrowthLevel {
   containers: number;
@@ -32,55 +34,46 @@ export interface GrowthResult {
   cleanup: Cleanup[];
 }
 
-const fillBlock = 10;
-
 export async function runGrowth(implementations: readonly Implementation[], levels: readonly number[], window: number, rounds: number): Promise<GrowthResult> {
-  const nodes = await Promise.all(implementations.map((implementation) => BenchNode.create(`growth, ${implementation.label}`, { resident: implementation.resident })));
-  try {
-    const works = implementations.map((implementation, index) => workload(implementation, nodes[index] as BenchNode, 'c', 'grow'));
-    const windows = await Promise.all(nodes.map((node) => node.addContainers(window)));
-    const result: GrowthResult = { levels: [], cleanup: [] };
-    let filled = 0;
-    for (const level of levels) {
-      log(`growth: filling to ${level} containers`);
-      const fill = works.map(() => new OpSamples());
-      const pools: Container[][] = await Promise.all(nodes.map((node) => node.addContainers(level - filled)));
-      for (let block = 0; filled + block * fillBlock < level; block += 1) {
-        const start = filled + block * fillBlock;
-        for (const index of inTurn([...works.keys()], block)) {
-          const work = works[index] as Workload;
-          for (let k = start; k < Math.min(start + fillBlock, level); k += 1) {
-            const container = (pools[index] as Container[])[k - filled] as Container;
-            const outcome = await work.runtime.add(work.list, { containerId: work.nextId(), netns: container.path, ifname: 'eth0', capabilities: portMapping(20000 + k) });
-            (fill[index] as OpSamples).record(work.implementation, outcome);
-          }
+  const result: GrowthResult = {
+    levels: levels.map((containers) => ({ containers, fill: [], add: [], del: [], rules: [] })),
+    cleanup: [],
+  };
+  for (const [index, implementation] of implementations.entries()) {
+    const node = await BenchNode.create(`growth, ${implementation.label}`, { resident: implementation.resident });
+    try {
+      const work = workload(implementation, node, 'c', 'grow');
+      const windowContainers = await node.addContainers(window);
+      let filled = 0;
+      for (const [levelIndex, level] of levels.entries()) {
+        const measured = result.levels[levelIndex] as GrowthLevel;
+        log(`growth: ${implementation.label}: filling to ${level} containers`);
+        const fill = new OpSamples();
+        const pool: Container[] = await node.addContainers(level - filled);
+        for (let k = filled; k < level; k += 1) {
+          const container = pool[k - filled] as Container;
+          fill.record(implementation, await work.runtime.add(work.list, { containerId: work.nextId(), netns: container.path, ifname: 'eth0', capabilities: portMapping(20000 + k) }));
         }
+        filled = level;
+        await settleCpu();
+        log(`growth: ${implementation.label}: timing ${rounds} × ${window} ADDs and DELs at ${level} containers`);
+        const add = new OpSamples();
+        const del = new OpSamples();
+        for (let round = 0; round < rounds; round += 1) await addThenDelete(work, windowContainers, 60000, add, del);
+        measured.fill[index] = fill;
+        measured.add[index] = add;
+        measured.del[index] = del;
+        measured.rules[index] = (await rulesetCensus(node, isTrestleType(implementation.types.portmap))).rules;
       }
-      filled = level;
-      await settleCpu();
-      log(`growth: timing ${rounds} × ${window} ADDs and DELs at ${level} containers`);
-      const measured: GrowthLevel = { containers: level, fill, add: works.map(() => new OpSamples()), del: works.map(() => new OpSamples()), rules: [] };
-      for (let round = 0; round < rounds; round += 1) {
-        for (const index of inTurn([...works.keys()], round)) {
-          await addThenDelete(works[index] as Workload, windows[index] as Container[], 60000, measured.add[index] as OpSamples, measured.del[index] as OpSamples);
-        }
-      }
-      for (const [index, node] of nodes.entries()) {
-        measured.rules.push((await rulesetCensus(node, isTrestleType((implementations[index] as Implementation).types.portmap))).rules);
-      }
-      result.levels.push(measured);
-    }
-    // Removing the namespaces is part of a node's life too: the time `ip netns del`
-    // takes, and how long the kernel keeps the CPU busy after. One node at a time, in
-    // implementation order, with a settled CPU in between.
-    for (const node of nodes) {
-      log('growth: removing a node and its containers');
+      // Removing the namespaces is part of a node's life too: the time `ip netns del`
+      // takes, and how long the kernel keeps the CPU busy after.
+      log(`growth: ${implementation.label}: removing the node and its containers`);
       const deleteMs = await node.destroy();
       const settled = await settleCpu({ timeoutMs: 180_000 });
       result.cleanup.push({ containers: filled + window, deleteMs, settleMs: settled.waitedMs, settled: settled.settled });
+    } finally {
+      await node.destroy();
     }
-    return result;
-  } finally {
-    for (const node of nodes) await node.destroy();
   }
+  return result;
 }
