@@ -33,10 +33,10 @@ const protocols = new Set(['tcp', 'udp', 'sctp']);
 
 // Every value that reaches a script is parsed and printed again by us, so nothing a
 // caller passes can become nft syntax.
-function address(text: string): { family: Family; text: string } {
+function address(text: string): { family: Family; text: string; parsed: Address } {
   const parsed = parseAddress(text);
   if (!parsed) throw new HostError(`invalid IP address ${JSON.stringify(text.slice(0, 64))}`, 'invalid address');
-  return { family: parsed.family, text: formatAddress(parsed) };
+  return { family: parsed.family, text: formatAddress(parsed), parsed };
 }
 
 function subnet(text: string): { family: Family; text: string; prefix: Prefix } {
@@ -245,8 +245,7 @@ export class NftablesFirewall implements Firewall {
         // one host-local gives) is paired by itself.
         hairpin.add(`dst${family}|${container.text}`);
         const sources = options.hairpinSubnets.map(subnet).filter((entry) => entry.family === family);
-        const parsed = parseAddress(container.text) as Address;
-        const own = sources.find((entry) => prefixContains(entry.prefix, parsed))?.text ?? container.text;
+        const own = sources.find((entry) => prefixContains(entry.prefix, container.parsed))?.text ?? container.text;
         for (const source of sources) hairpin.add(`net${family}|${source.text} . ${own}`);
         if (family === 4) hairpin.add(`net4|127.0.0.0/8 . ${own}`);
       }

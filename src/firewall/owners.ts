@@ -51,13 +51,7 @@ export class OwnerIndex {
     const marker = digest(owner);
     for (const element of elements) {
       const dir = this.keyDir(element.set, element.key);
-      try {
-        mkdirSync(dir, { mode: 0o700 });
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') mkdirSync(dir, { recursive: true, mode: 0o700 });
-        else if (code !== 'EEXIST') throw error;
-      }
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
       writeFileSync(join(dir, marker), JSON.stringify({ owner, element }));
     }
   }

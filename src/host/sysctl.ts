@@ -31,10 +31,10 @@ export function enableForwarding(family: 4 | 6): void {
 // The per-link directory only: a name that is no valid link name ("all" and
 // "default" act on the whole namespace, "../x" leaves /proc) or no existing link
 // never becomes a path.
-function linkConfDirectory(device: string): string {
+function linkConfDirectory(device: string, family: 4 | 6 = 4): string {
   const problem = interfaceNameProblem(device);
   if (problem !== undefined) throw new HostError(`refusing the sysctls of ${quote(device)}: the name ${problem}`, 'invalid interface name');
-  const directory = `/proc/sys/net/ipv4/conf/${device}`;
+  const directory = `/proc/sys/net/ipv${family}/conf/${device}`;
   let isDirectory = false;
   try {
     isDirectory = statSync(directory).isDirectory();
@@ -51,8 +51,6 @@ export function enableRouteLocalnet(device: string): void {
 
 // Turns IPv6 off on one link; nothing to do on a kernel without IPv6.
 export function disableLinkIpv6(device: string): void {
-  const problem = interfaceNameProblem(device);
-  if (problem !== undefined) throw new HostError(`refusing the sysctls of ${quote(device)}: the name ${problem}`, 'invalid interface name');
   if (readSysctl('/proc/sys/net/ipv6/conf/default/disable_ipv6') === undefined) return;
-  write(`/proc/sys/net/ipv6/conf/${device}/disable_ipv6`, '1');
+  write(`${linkConfDirectory(device, 6)}/disable_ipv6`, '1');
 }
