@@ -1,4 +1,4 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { interfaceNameProblem } from '../util/ifname.js';
 import { quote } from '../util/quote.js';
 import { HostError } from './errors.js';
@@ -28,20 +28,28 @@ export function enableForwarding(family: 4 | 6): void {
   write(family === 4 ? '/proc/sys/net/ipv4/ip_forward' : '/proc/sys/net/ipv6/conf/all/forwarding', '1');
 }
 
-// The per-link directory only: a name that is no valid link name ("all" and
-// "default" act on the whole namespace, "../x" leaves /proc) or no existing link
-// never becomes a path.
-function linkConfDirectory(device: string, family: 4 | 6 = 4): string {
+// A name that is no valid link name ("all" and "default" act on the whole namespace,
+// "../x" leaves /proc) never becomes a path.
+function refuseInvalidLinkName(device: string): void {
   const problem = interfaceNameProblem(device);
   if (problem !== undefined) throw new HostError(`refusing the sysctls of ${quote(device)}: the name ${problem}`, 'invalid interface name');
-  const directory = `/proc/sys/net/ipv${family}/conf/${device}`;
+}
+
+function noSuchLink(device: string): HostError {
+  return new HostError(`cannot set the sysctls of ${quote(device)}: there is no such link`, 'no such link', true);
+}
+
+// The per-link directory of an existing link.
+function linkConfDirectory(device: string): string {
+  refuseInvalidLinkName(device);
+  const directory = `/proc/sys/net/ipv4/conf/${device}`;
   let isDirectory = false;
   try {
     isDirectory = statSync(directory).isDirectory();
   } catch {
     // No such link in this namespace.
   }
-  if (!isDirectory) throw new HostError(`cannot set the sysctls of ${quote(device)}: there is no such link`, 'no such link', true);
+  if (!isDirectory) throw noSuchLink(device);
   return directory;
 }
 
@@ -49,8 +57,26 @@ export function enableRouteLocalnet(device: string): void {
   write(`${linkConfDirectory(device)}/route_localnet`, '1');
 }
 
-// Turns IPv6 off on one link; nothing to do on a kernel without IPv6.
+// Turns IPv6 off on one link; nothing to do on a kernel without IPv6. One path walk:
+// /proc/sys shares a directory's entries among all namespaces, so each lookup of a
+// name every container has (eth0, default) walks one entry per namespace that looked
+// it up before; no read of the current value, no look at "default" first.
 export function disableLinkIpv6(device: string): void {
-  if (readSysctl('/proc/sys/net/ipv6/conf/default/disable_ipv6') === undefined) return;
-  write(`${linkConfDirectory(device, 6)}/disable_ipv6`, '1');
+  refuseInvalidLinkName(device);
+  const path = `/proc/sys/net/ipv6/conf/${device}/disable_ipv6`;
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new HostError(`cannot set ${path} to 1: ${(error as Error).message}`, (error as Error).message);
+    if (!existsSync('/proc/sys/net/ipv6')) return;
+    throw noSuchLink(device);
+  }
+  try {
+    writeSync(fd, '1');
+  } catch (error) {
+    throw new HostError(`cannot set ${path} to 1: ${(error as Error).message}`, (error as Error).message);
+  } finally {
+    closeSync(fd);
+  }
 }

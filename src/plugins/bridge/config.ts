@@ -23,6 +23,7 @@ export interface BridgeConfig {
   enableDad: boolean;
   disableContainerInterface: boolean;
   portIsolation: boolean;
+  keepIPv6: boolean;
   mac?: string;
   stateDir: string;
 }
@@ -90,6 +91,7 @@ export function parseBridgeConfig(conf: NetConf, invocation: Invocation): Bridge
     enableDad: flag(raw, 'enabledad'),
     disableContainerInterface: flag(raw, 'disableContainerInterface'),
     portIsolation: flag(raw, 'portIsolation'),
+    keepIPv6: flag(raw, 'keepIPv6'),
     stateDir: defaultStateDir,
   };
   const mtu = raw['mtu'];
