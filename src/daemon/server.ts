@@ -1,17 +1,17 @@
 import { spawn } from 'node:child_process';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { unlinkSync } from 'node:fs';
 import { isSea } from 'node:sea';
 import { handleRequest } from '../cni/skel.js';
 import { runProgramsConcurrently } from '../util/exec.js';
 import { keepLocksBetweenCalls, releaseKeptLocks } from '../util/lock.js';
 import { installedBuild } from './build-id.js';
+import { createHttpServer, type HttpRequest, type Respond } from './http.js';
 import { listen, type SocketSource } from './listener.js';
 import { Metrics } from './metrics.js';
 import { plugins } from './plugins.js';
 import { Pools } from './pools.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
-import { decodeCall, header, WireError } from './wire.js';
+import { decodeCall, header } from './wire.js';
 
 // How long the daemon keeps a store's lock after a call (see keepLocksBetweenCalls).
 const lockLingerMs = 25;
@@ -37,24 +37,6 @@ export interface DaemonStatus {
   inFlight: number;
 }
 
-function readBody(request: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBody) {
-        reject(new WireError(`request larger than ${maxBody} bytes`));
-        request.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks)));
-    request.on('error', reject);
-  });
-}
-
 // The attachment a call is about, for ordering calls on it.
 function attachmentKey(environment: Record<string, string>, stdin: Buffer): string {
   let network = '';
@@ -67,17 +49,11 @@ function attachmentKey(environment: Record<string, string>, stdin: Buffer): stri
   return `${network}\0${environment['CNI_CONTAINERID'] ?? ''}\0${environment['CNI_IFNAME'] ?? ''}`;
 }
 
-function reply(response: ServerResponse, status: number, body: string | Buffer, headers: Record<string, string> = {}): void {
-  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-  response.writeHead(status, { 'Content-Length': String(bytes.length), Connection: 'close', ...headers });
-  response.end(bytes);
-}
-
 export class Daemon {
   private readonly metrics = new Metrics();
   private readonly pools = new Pools();
   private readonly queue = new KeyedQueue();
-  private readonly server = createServer((request, response) => void this.route(request, response));
+  private readonly server = createHttpServer(maxBody, (request, respond) => void this.route(request, respond));
   private readonly build: string | undefined;
   private closing = false;
   private restartWanted = false;
@@ -113,38 +89,37 @@ export class Daemon {
     };
   }
 
-  private async route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  private async route(request: HttpRequest, respond: Respond): Promise<void> {
     try {
-      if (request.method === 'POST' && request.url === '/v1/cni') await this.call(request, response);
-      else if (request.method === 'GET' && request.url === '/v1/status') reply(response, 200, `${JSON.stringify(this.status())}\n`, { 'Content-Type': 'application/json' });
-      else if (request.method === 'GET' && request.url === '/metrics') reply(response, 200, this.metrics.render(this.pools.usage()), { 'Content-Type': 'text/plain; version=0.0.4' });
-      else reply(response, 404, 'not found\n');
+      if (request.method === 'POST' && request.url === '/v1/cni') await this.call(request, respond);
+      else if (request.method === 'GET' && request.url === '/v1/status') respond(200, `${JSON.stringify(this.status())}\n`, { 'Content-Type': 'application/json' });
+      else if (request.method === 'GET' && request.url === '/metrics') respond(200, this.metrics.render(this.pools.usage()), { 'Content-Type': 'text/plain; version=0.0.4' });
+      else respond(404, 'not found\n');
     } catch (error) {
-      if (!response.headersSent) reply(response, 400, `${error instanceof Error ? error.message : String(error)}\n`);
-      else response.destroy();
+      respond(400, `${error instanceof Error ? error.message : String(error)}\n`);
     }
   }
 
-  private async call(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const pluginName = String(request.headers[header.plugin] ?? '');
+  private async call(request: HttpRequest, respond: Respond): Promise<void> {
+    const pluginName = request.headers.get(header.plugin) ?? '';
     const plugin = plugins[pluginName];
     if (!plugin) {
-      reply(response, 400, `unknown plugin ${JSON.stringify(pluginName.slice(0, 64))}\n`);
+      respond(400, `unknown plugin ${JSON.stringify(pluginName.slice(0, 64))}\n`);
       return;
     }
-    const clientBuild = String(request.headers[header.build] ?? '');
+    const clientBuild = request.headers.get(header.build) ?? '';
     if (this.build === undefined || clientBuild !== this.build) {
       // The call runs one-shot with the client's own build; this daemon makes way for
       // the installed one if that is newer than itself.
-      reply(response, 409, 'build mismatch\n', { 'X-Trestle-Build': this.build ?? 'unknown' });
+      respond(409, 'build mismatch\n', { 'X-Trestle-Build': this.build ?? 'unknown' });
       if (installedBuild(this.options.bundleDir) !== this.build) this.restartWhenIdle();
       return;
     }
     if (this.closing) {
-      reply(response, 503, 'shutting down\n');
+      respond(503, 'shutting down\n');
       return;
     }
-    const { environment, stdin } = decodeCall(await readBody(request), Number(request.headers[header.environmentLength]));
+    const { environment, stdin } = decodeCall(request.body, Number(request.headers.get(header.environmentLength)));
     this.metrics.inFlight++;
     const started = process.hrtime.bigint();
     try {
@@ -152,7 +127,7 @@ export class Daemon {
       const answer = await this.queue.run(key, () => {
         // A client that gave up (its bound passed while the call waited, or the daemon
         // was stopped) has told the runtime the call failed: it must not happen later.
-        if (request.socket.destroyed || response.writableEnded) return Promise.resolve(undefined);
+        if (request.gone()) return Promise.resolve(undefined);
         return handleRequest(plugin, { environment, stdin });
       });
       if (answer === undefined) {
@@ -163,7 +138,7 @@ export class Daemon {
       // The answer first: the bookkeeping below is nothing the client waits for.
       const stderr = answer.log.map((line) => `${pluginName}: ${line}\n`).join('');
       const stdout = Buffer.from(answer.stdout);
-      reply(response, 200, Buffer.concat([stdout, Buffer.from(stderr)]), { [header.exit]: String(answer.exitCode), [header.stdoutLength]: String(stdout.length) });
+      respond(200, stderr === '' ? stdout : Buffer.concat([stdout, Buffer.from(stderr)]), { [header.exit]: String(answer.exitCode), [header.stdoutLength]: String(stdout.length) });
       const command = environment['CNI_COMMAND'] ?? '';
       let code = answer.exitCode;
       if (code !== 0) {
