@@ -1,5 +1,4 @@
 import { closeSync, fstatSync, openSync, statfsSync } from 'node:fs';
-import { HostError } from './errors.js';
 import { libc } from './native/libc.js';
 
 // The file system type of namespace files (NSFS_MAGIC in linux/magic.h).
@@ -36,7 +35,7 @@ export function namespaceExists(path: string): boolean {
 }
 
 // The namespace this process runs in, once: a thread that enters another namespace
-// (withinNetworkNamespace) returns before anything else runs, or the process ends.
+// (socketIn) returns before anything else runs, or the process ends.
 let ownNamespace: number | undefined;
 
 // What `path` names: the network namespace this process runs in (the node's, for a
@@ -49,37 +48,6 @@ export function namespaceKind(path: string): 'own' | 'other' | 'none' {
   return inode === ownNamespace ? 'own' : 'other';
 }
 
-// Runs `action` with the calling thread inside `netns` (a path: /run/netns/NAME,
-// /proc/PID/ns/net), for what the kernel ties to the namespace of the thread that makes
-// it: a netlink socket's creation, the opening of a file under /proc/sys/net. The
-// action must be synchronous, so that nothing else of the process runs on this thread
-// meanwhile. The thread returns to its own namespace after it, failed or not; one
-// that cannot must not run another instruction of a plugin in the wrong namespace: the
-// process aborts (the daemon's client then answers 11).
-export function withinNetworkNamespace<T>(netns: string, action: () => T): T {
-  const c = libc();
-  let target: number;
-  try {
-    target = openSync(netns, 'r');
-  } catch (error) {
-    throw new HostError(`cannot open network namespace ${netns}: ${(error as Error).message}`, (error as Error).message, (error as NodeJS.ErrnoException).code === 'ENOENT');
-  }
-  const home = openSync('/proc/thread-self/ns/net', 'r');
-  try {
-    if (c.setns(target, CLONE_NEWNET) !== 0) {
-      const errno = c.errno();
-      throw new HostError(`cannot enter network namespace ${netns}: ${c.strerror(errno)}`, c.strerror(errno));
-    }
-    try {
-      return action();
-    } finally {
-      if (c.setns(home, CLONE_NEWNET) !== 0) {
-        process.stderr.write(`trestle: cannot return to the node's network namespace after entering ${netns}: ${c.strerror(c.errno())}; aborting\n`);
-        process.abort();
-      }
-    }
-  } finally {
-    closeSync(home);
-    closeSync(target);
-  }
+export function isCurrentNetworkNamespace(path: string): boolean {
+  return namespaceKind(path) === 'own';
 }

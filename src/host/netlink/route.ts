@@ -27,6 +27,7 @@ export const LinkAttribute = {
   master: 10,
   linkInfo: 18,
   alias: 20,
+  afSpec: 26,
   netnsFd: 28,
 } as const;
 

@@ -1,6 +1,6 @@
+import { closeSync, openSync } from 'node:fs';
 import { HostError } from '../errors.js';
 import { libc, type Libc } from '../native/libc.js';
-import { withinNetworkNamespace } from '../netns.js';
 import { Flags, MessageType, decodeError, decodeMessages, encodeMessage, type Message } from './message.js';
 
 const AF_NETLINK = 16;
@@ -10,6 +10,7 @@ const SOL_NETLINK = 270;
 const NETLINK_CAP_ACK = 10;
 const NETLINK_EXT_ACK = 11;
 const NETLINK_GET_STRICT_CHK = 12;
+const CLONE_NEWNET = 0x40000000;
 const EINTR = 4;
 // Set on the messages of a dump that the kernel had to restart (the table changed
 // while it was being read): the answer may miss or repeat an entry.
@@ -34,17 +35,36 @@ function failure(c: Libc, errno: number, explanation?: string): NetlinkError {
   return new NetlinkError(errno, explanation === undefined ? words : `${words} (${explanation})`);
 }
 
-// Creates the socket inside `netns`: a netlink socket belongs for life to the
-// namespace it was created in, so the thread enters it for the socket(2) call only.
+// Creates the socket inside `netns` (a path: /run/netns/NAME, /proc/PID/ns/net): a
+// netlink socket belongs for life to the namespace it was created in, so the calling
+// thread enters the namespace only for the socket(2) call and then returns to its
+// own. A thread that cannot return must not run another instruction of a plugin in
+// the wrong namespace: the process aborts (the daemon's client then answers 11).
 function socketIn(c: Libc, protocol: number, netns: string): number {
-  return withinNetworkNamespace(netns, () => {
-    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
-    if (fd < 0) {
+  let target: number;
+  try {
+    target = openSync(netns, 'r');
+  } catch (error) {
+    throw new HostError(`cannot open network namespace ${netns}: ${(error as Error).message}`, (error as Error).message, (error as NodeJS.ErrnoException).code === 'ENOENT');
+  }
+  const home = openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    if (c.setns(target, CLONE_NEWNET) !== 0) {
       const errno = c.errno();
-      throw new HostError(`cannot open a netlink socket in ${netns}: ${c.strerror(errno)}`, c.strerror(errno));
+      throw new HostError(`cannot enter network namespace ${netns}: ${c.strerror(errno)}`, c.strerror(errno));
     }
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    const socketErrno = c.errno();
+    if (c.setns(home, CLONE_NEWNET) !== 0) {
+      process.stderr.write(`trestle: cannot return to the node's network namespace after entering ${netns}: ${c.strerror(c.errno())}; aborting\n`);
+      process.abort();
+    }
+    if (fd < 0) throw new HostError(`cannot open a netlink socket in ${netns}: ${c.strerror(socketErrno)}`, c.strerror(socketErrno));
     return fd;
-  });
+  } finally {
+    closeSync(home);
+    closeSync(target);
+  }
 }
 
 // One netlink socket, used synchronously: each request is sent and its whole answer

@@ -19,6 +19,7 @@ import {
   setHairpin,
   setLinkUp,
   setPromiscuous,
+  withoutIpv6Addresses,
   type Link,
 } from '../../host/links.js';
 import { linkPresent } from '../../host/presence.js';
@@ -108,12 +109,13 @@ async function setUpHost(context: PluginContext, config: BridgeConfig, plan: Add
   return side;
 }
 
-// A container given only IPv4 addresses gets no IPv6 on that interface, as Docker
-// does since CVE-2024-32473: its link-local address would be reachable past the
-// network's IPv4-only rules, a rogue router advertisement from a neighbour could give
-// it addresses and routes, and each container's DAD, router solicitations and MLD
-// reports are flooded to every port of the bridge (at 900 containers that traffic took
-// a third of the node's CPU during ADDs, most of it holding the kernel's RTNL lock).
+// A container given only IPv4 addresses gets no IPv6 address on that interface, not
+// even a link-local one: nothing reachable past the network's IPv4-only rules, and
+// none of the DAD, router solicitations and MLD reports that each container's
+// link-local address sends and the bridge floods to every port (at 900 containers that
+// traffic took 40% of the node's CPU during ADDs, in kernel workers that hold RTNL
+// while the flood runs). IPv6 itself stays on: turning it off takes a sysctl, whose
+// cost grows with the containers (see withoutIpv6Addresses).
 function ipv4Only(plan: AddressPlan): boolean {
   return !plan.families.includes(6) && !plan.routes.some((route) => route.dst.includes(':'));
 }
@@ -122,7 +124,7 @@ function containerOperations(context: PluginContext, config: BridgeConfig, plan:
   const { ifname } = context.invocation;
   const operations: HostOperation[] = [setLinkUp('lo')];
   if (!config.disableContainerInterface) {
-    if (ipv4Only(plan) && !config.keepIPv6) operations.push(disableIpv6(ifname));
+    if (ipv4Only(plan) && !config.keepIPv6) operations.push(withoutIpv6Addresses(ifname));
     operations.push(setLinkUp(ifname));
     for (const ip of plan.ips) operations.push(replaceAddress(ip.address, ifname, { noDad: !config.enableDad }));
     for (const route of plan.routes) {
