@@ -57,10 +57,10 @@ export function enableRouteLocalnet(device: string): void {
   write(`${linkConfDirectory(device)}/route_localnet`, '1');
 }
 
-// Turns IPv6 off on one link; nothing to do on a kernel without IPv6. One path walk:
-// /proc/sys shares a directory's entries among all namespaces, so each lookup of a
-// name every container has (eth0, default) walks one entry per namespace that looked
-// it up before; no read of the current value, no look at "default" first.
+// Turns IPv6 off on one link; nothing to do on a kernel without IPv6. One open and
+// one write, no look at "default" or at the current value first: each lookup under
+// /proc/sys/net/ipv6 can walk one directory entry per namespace that ever opened its
+// own (see withoutIpv6Addresses in links.ts).
 export function disableLinkIpv6(device: string): void {
   refuseInvalidLinkName(device);
   const path = `/proc/sys/net/ipv6/conf/${device}/disable_ipv6`;
