@@ -47,10 +47,15 @@ function parseHead(head: string): { method: string; url: string; headers: Map<st
   return { method: requestLine[1]!, url: requestLine[2]!, headers };
 }
 
-function serve(socket: Socket, maxBody: number, handle: HttpHandler): void {
+function serve(socket: Socket, limits: HttpLimits, handle: HttpHandler): void {
   let received: Buffer = Buffer.alloc(0);
   let done = false;
   socket.on('error', () => socket.destroy());
+  // A connection that stops sending before its request is whole would hold a
+  // descriptor forever.
+  socket.setTimeout(limits.requestMs, () => {
+    if (!done) socket.destroy();
+  });
   socket.on('data', (chunk: Buffer) => {
     // Bytes after a complete request are read and dropped: reading goes on so that a
     // client that closes is seen at once.
@@ -67,10 +72,11 @@ function serve(socket: Socket, maxBody: number, handle: HttpHandler): void {
     const declared = parsed.headers.get('content-length') ?? '0';
     if (!/^[0-9]{1,12}$/.test(declared)) return fail(400);
     const length = Number(declared);
-    if (length > maxBody) return fail(413);
+    if (length > limits.maxBody) return fail(413);
     const start = end + headEnd.length;
     if (received.length - start < length) return;
     done = true;
+    socket.setTimeout(0);
     const body = received.subarray(start, start + length);
     received = Buffer.alloc(0);
     handle({ ...parsed, body, gone: () => socket.destroyed || socket.readableEnded }, (status, payload, headers) => answer(socket, status, payload, headers));
@@ -86,6 +92,13 @@ function serve(socket: Socket, maxBody: number, handle: HttpHandler): void {
   }
 }
 
-export function createHttpServer(maxBody: number, handle: HttpHandler): Server {
-  return createServer((socket) => serve(socket, maxBody, handle));
+export interface HttpLimits {
+  // Bytes of body a request may have.
+  maxBody: number;
+  // How long a connection may stay silent before its request is whole.
+  requestMs: number;
+}
+
+export function createHttpServer(limits: HttpLimits, handle: HttpHandler): Server {
+  return createServer((socket) => serve(socket, limits, handle));
 }

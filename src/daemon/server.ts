@@ -53,7 +53,8 @@ export class Daemon {
   private readonly metrics = new Metrics();
   private readonly pools = new Pools();
   private readonly queue = new KeyedQueue();
-  private readonly server = createHttpServer(maxBody, (request, respond) => void this.route(request, respond));
+  // node:http's own bound on a request (requestTimeout) is 300 s.
+  private readonly server = createHttpServer({ maxBody, requestMs: 300_000 }, (request, respond) => void this.route(request, respond));
   private readonly build: string | undefined;
   private closing = false;
   private restartWanted = false;

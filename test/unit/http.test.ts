@@ -13,10 +13,10 @@ interface Exchange {
   answer: string;
 }
 
-async function withServer(t: Teardownable, handle: Parameters<typeof createHttpServer>[1]): Promise<string> {
+async function withServer(t: Teardownable, handle: Parameters<typeof createHttpServer>[1], requestMs = 60_000): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'trestle-http-'));
   const path = join(dir, 'http.sock');
-  const server: Server = createHttpServer(1024, handle);
+  const server: Server = createHttpServer({ maxBody: 1024, requestMs }, handle);
   await new Promise<void>((resolve) => server.listen(path, resolve));
   t.teardown(async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -111,4 +111,30 @@ t.test('a client that closes before the answer is seen as gone', async (t) => {
 
   const half = await exchange(path, ['POST /v1/cni HTTP/1.1\r\nContent-Length: 10\r\n\r\nhalf'], true);
   t.equal(half.answer, '', 'a request cut short is dropped when its client ends it');
+});
+
+t.test('a connection that goes silent before its request is whole is closed', async (t) => {
+  let handled = 0;
+  const path = await withServer(
+    t,
+    (_request, respond) => {
+      handled += 1;
+      respond(200, 'ok');
+    },
+    100,
+  );
+  const started = performance.now();
+  const silent = await exchange(path, ['POST /v1/cni HTTP/1.1\r\nContent-Length: 10\r\n\r\nhal']);
+  t.equal(silent.answer, '', 'closed without an answer');
+  t.ok(performance.now() - started >= 90, 'once it was silent for the limit');
+  t.equal(handled, 0, 'never handled');
+  // A request that is whole in time is answered however long its handler takes.
+  const slow = await withServer(
+    t,
+    (_request, respond) => {
+      setTimeout(() => respond(200, 'late but answered'), 250);
+    },
+    100,
+  );
+  t.match((await exchange(slow, ['GET / HTTP/1.1\r\n\r\n'])).answer, /late but answered$/);
 });
