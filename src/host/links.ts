@@ -276,6 +276,8 @@ const noAddressGeneration = 1;
 // the disable_ipv6 sysctl: /proc/sys/net/ipv6 of every namespace that ever opened it
 // hangs off one shared directory entry, so each later lookup there, from any
 // namespace, walks one entry per such container (90 us instead of 17 after 600).
+// A request of its own before the link comes up: the kernel applies IFLA_AF_SPEC
+// after the flags of the same request, when the link-local address already exists.
 // A kernel without IPv6 has nothing to do.
 export function withoutIpv6Addresses(name: string): HostOperation {
   return {

@@ -1,4 +1,4 @@
-import { closeSync, constants, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { interfaceNameProblem } from '../util/ifname.js';
 import { quote } from '../util/quote.js';
 import { HostError } from './errors.js';
@@ -15,12 +15,16 @@ export function readSysctl(path: string): string | undefined {
   }
 }
 
+function cannotSet(path: string, value: string, error: unknown): HostError {
+  return new HostError(`cannot set ${path} to ${value}: ${(error as Error).message}`, (error as Error).message);
+}
+
 function write(path: string, value: string): void {
   try {
     if (readFileSync(path, 'utf8').trim() === value) return;
     writeFileSync(path, value);
   } catch (error) {
-    throw new HostError(`cannot set ${path} to ${value}: ${(error as Error).message}`, (error as Error).message);
+    throw cannotSet(path, value, error);
   }
 }
 
@@ -64,19 +68,12 @@ export function enableRouteLocalnet(device: string): void {
 export function disableLinkIpv6(device: string): void {
   refuseInvalidLinkName(device);
   const path = `/proc/sys/net/ipv6/conf/${device}/disable_ipv6`;
-  let fd: number;
   try {
-    fd = openSync(path, constants.O_WRONLY);
+    // r+: the file must exist (a sysctl is never created).
+    writeFileSync(path, '1', { flag: 'r+' });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new HostError(`cannot set ${path} to 1: ${(error as Error).message}`, (error as Error).message);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw cannotSet(path, '1', error);
     if (!existsSync('/proc/sys/net/ipv6')) return;
     throw noSuchLink(device);
-  }
-  try {
-    writeSync(fd, '1');
-  } catch (error) {
-    throw new HostError(`cannot set ${path} to 1: ${(error as Error).message}`, (error as Error).message);
-  } finally {
-    closeSync(fd);
   }
 }

@@ -3,7 +3,7 @@ export const Errno = {
   noEntry: 2,
   exists: 17,
   noDevice: 19,
+  exchangeFull: 54,
   familyNotSupported: 97,
   addressNotAvailable: 99,
-  exchangeFull: 54,
 } as const;
