@@ -20,9 +20,9 @@ export interface Attachment {
 // Two clocks per call. ms: the runtime's, from Node's spawn to the exit seen here, as a
 // runtime in a high-level language sees it (all earlier results use it). execMs: the
 // plugin's own, exec to exit, taken by exec-timer (bench/exec-timer.c) inside the node:
-// it leaves out Node's spawn (about a millisecond) and nsenter (a sandbox artefact no
-// runtime pays), the same for every implementation, which weigh most on the shortest
-// calls; exec-timer's own start adds to ms, not to execMs.
+// it leaves out Node's spawn (about a millisecond), the same for every implementation,
+// which weighs most on the shortest calls. exec-timer joins the node's namespace itself
+// (a setns, microseconds): its start and that step add to ms, not to execMs.
 export const execTimer = join(repoRoot, 'dist', 'bench-exec-timer');
 
 export interface CallOutcome {
@@ -114,7 +114,7 @@ export class Runtime {
       env['CNI_NETNS'] = attachment.netns;
       env['CNI_IFNAME'] = attachment.ifname;
     }
-    const [file = '', ...args] = [...(this.nodePath ? ['nsenter', `--net=${this.nodePath}`, execTimer, '--pass'] : []), ...prefix, this.executable(type)];
+    const [file = '', ...args] = [...(this.nodePath ? [execTimer, `--net=${this.nodePath}`, '--pass'] : []), ...prefix, this.executable(type)];
     this.counter?.noteCall();
     return run(file, args, JSON.stringify(config), env);
   }
