@@ -3,6 +3,7 @@ import { unlinkSync } from 'node:fs';
 import { isSea } from 'node:sea';
 import { handleRequest } from '../cni/skel.js';
 import { runProgramsConcurrently } from '../util/exec.js';
+import { watchStoreDirectories } from '../ipam/disk-store.js';
 import { keepLocksBetweenCalls, releaseKeptLocks } from '../util/lock.js';
 import { installedBuild } from './build-id.js';
 import { createHttpServer, type HttpRequest, type Respond } from './http.js';
@@ -70,6 +71,7 @@ export class Daemon {
     // which no daemon code has made it do yet.
     process.env['UV_THREADPOOL_SIZE'] ??= '16';
     keepLocksBetweenCalls(lockLingerMs);
+    watchStoreDirectories();
   }
 
   async start(): Promise<void> {
