@@ -32,16 +32,15 @@ export function decodeCall(body: Buffer, environmentLength: number): DecodedCall
   if (!Number.isInteger(environmentLength) || environmentLength < 0 || environmentLength > body.length) {
     throw new WireError(`environment length ${environmentLength} does not fit a body of ${body.length} bytes`);
   }
+  // Decoded at once and split: NUL never occurs inside a UTF-8 sequence, and one
+  // decode per entry cost ~20 us a call.
+  const entries = body.toString('utf8', 0, environmentLength).split('\0');
+  if (entries.pop() !== '') throw new WireError('an environment entry is not NUL-terminated');
   const environment: Record<string, string> = {};
-  let start = 0;
-  while (start < environmentLength) {
-    const end = body.indexOf(0, start);
-    if (end < 0 || end >= environmentLength) throw new WireError('an environment entry is not NUL-terminated');
-    const entry = body.toString('utf8', start, end);
+  for (const entry of entries) {
     const equals = entry.indexOf('=');
     // An entry without "=" is not a variable (execve allows one); nothing reads it.
     if (equals > 0) environment[entry.slice(0, equals)] = entry.slice(equals + 1);
-    start = end + 1;
   }
   return { environment, stdin: body.subarray(environmentLength) };
 }
