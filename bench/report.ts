@@ -175,7 +175,7 @@ const residentParallelGoal = 0.1;
 const residentGrowthGoal = 1.1;
 
 // Each latency on both clocks: the runtime's (as every earlier target) and exec to exit,
-// without the spawn and nsenter that weigh most on calls this short.
+// without the runtime's spawn, which weighs most on calls this short.
 function residentTargets(results: Results): Target[] {
   if (formIndex(results, 'daemon') <= 0) return [];
   const clocks: Clock[] = ['runtime', 'exec'];
@@ -242,14 +242,14 @@ function sequentialSection(results: Results): string {
   return [
     `## Sequential ADD and DEL (ms)\n\nN = ${sequential.n} per implementation and operation, in alternating rounds of ${sequential.roundSize} (at most ${sequential.roundSize} containers on the bridge); p50 / p90 / max.\n`,
     table(['config', 'op', ...compared(implementations)], rows),
-    `\nThe same calls, exec to exit: each plugin timed inside the node by bench/exec-timer.c, summed over the chain; without Node's spawn and nsenter (the same for every implementation; how much, in the daemon's table below: "spawn + nsenter"), which the runtime's clock above includes:\n`,
+    `\nThe same calls, exec to exit: each plugin timed inside the node by bench/exec-timer.c, summed over the chain; without Node's spawn of exec-timer and exec-timer's entry into the node's namespace (the same for every implementation; how much, in the daemon's table below: "spawn"), which the runtime's clock above includes:\n`,
     table(['config', 'op', ...compared(implementations)], execRows),
     `\nPer plugin, p50 ms (the bridge's time includes its IPAM delegate):\n`,
     table(['config', 'op', 'plugin', ...compared(implementations)], perPlugin),
     ...(inside.length > 0
       ? [
-          `\nWith the daemon, per plugin, p50 ms: the runtime's time; exec to exit (the client's run); the daemon's own (its log line: request read to answer); and the differences: the runtime's spawn of nsenter and nsenter's start (runtime − exec), the client's start-up and round trip (exec − daemon):\n`,
-          table(['config', 'op', 'plugin', 'runtime', 'exec to exit', 'inside the daemon', 'spawn + nsenter', 'client + round trip'], inside),
+          `\nWith the daemon, per plugin, p50 ms: the runtime's time; exec to exit (the client's run); the daemon's own (its log line: request read to answer); and the differences: the runtime's spawn (runtime − exec: Node's spawn of exec-timer, its start and its setns into the node), the client's start-up and round trip (exec − daemon):\n`,
+          table(['config', 'op', 'plugin', 'runtime', 'exec to exit', 'inside the daemon', 'spawn', 'client + round trip'], inside),
         ]
       : []),
     notes.length > 0 ? `\n${notes.join('\n')}` : '',

@@ -51,8 +51,8 @@ async function execTimed(runtime: Runtime, type: string, input: string, runs: nu
 export async function runStartup(implementations: readonly Implementation[], runs: number): Promise<StartupResult[]> {
   log(`start-up: ${runs} VERSION calls per executable, twice (runtime's clock, exec-timer)`);
   // Each implementation's socket is a node's own (with its daemon when resident); the
-  // calls run here, not in the node: VERSION touches no network, and nsenter would add
-  // its own start-up to the figure.
+  // calls run here, not in the node: VERSION touches no network, and entering the
+  // node would add a step to the figure.
   const nodes = await Promise.all(implementations.map((implementation) => BenchNode.create(`start-up, ${implementation.label}`, { resident: implementation.resident })));
   try {
     const input = join(nodes[0]?.sandbox.dir ?? tmpdir(), 'version.json');
