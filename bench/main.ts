@@ -6,6 +6,7 @@ import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../src/sandbox/sandbox.js';
+import { prepareDisk, type BenchDisk } from './disk.js';
 import { cniVersion, reference, residentSide, roles, trestleSide, type Role } from './impls.js';
 import { log } from './log.js';
 import { BenchNode, daemonTrouble, destroyAllNodes } from './node.js';
@@ -41,7 +42,7 @@ function quiet(file: string, args: string[]): string {
 const load = () => loadavg().map((value) => value.toFixed(2)).join(' ');
 const loadAtStart = load();
 
-function header(mode: keyof typeof modes, trestleLabel: string, residentLabel: string, unusable: string[], elapsedS: number): string {
+function header(mode: keyof typeof modes, trestleLabel: string, residentLabel: string, unusable: string[], elapsedS: number, diskDescription: string): string {
   const commit = quiet('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD']);
   return [
     `# Trestle benchmark (${mode} mode)`,
@@ -50,6 +51,7 @@ function header(mode: keyof typeof modes, trestleLabel: string, residentLabel: s
     `- machine: ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), kernel ${release()}, node ${process.version}; load average (1, 5, 15 min) ${loadAtStart} at the start, ${load()} at the end`,
     `- reference: containernetworking-plugins ${quiet('dpkg-query', ['-W', '-f=${Version}', 'containernetworking-plugins'])}, ${quiet('iptables', ['--version'])}, ${quiet('nft', ['--version'])}`,
     `- Trestle: working tree at commit ${commit}; columns "${trestleLabel}" (one-shot: the native client finds no daemon on its node's socket and runs the Node plugin) and "${residentLabel}" (the same executables, a \`trestle daemon\` started in each node's namespace on that socket)${unusable.length > 0 ? `; not answering VERSION ${cniVersion}, so replaced by the reference: ${unusable.join(', ')}` : ''}`,
+    `- ${diskDescription}; Trestle's state directory on a tmpfs, as /run is on a node`,
     ...(unsettled > 0 ? [`- noisy: ${unsettled} time(s) the CPU was still busy when the run had waited long enough after removing namespaces (other work on the machine?)`] : []),
     ...daemonTrouble.map((trouble) => `- daemon trouble: ${trouble}`),
     '- all run with cniVersion 1.0.0, plugins invoked as a runtime does (environment, stdin, prevResult chaining) inside a sandbox node namespace; ratio = that Trestle form / reference of the p50s',
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new Error(`unknown section ${unknown.join(', ')}; sections: ${sections.join(', ')}`);
   if (process.getuid?.() !== 0) throw new Error('the benchmark creates network namespaces: run it as root');
   const chosen = (section: Section) => only.includes(section);
+  disk = await prepareDisk();
   const mode = values.full ? 'full' : 'short';
   const plan = modes[mode];
   const started = performance.now();
@@ -111,7 +114,7 @@ async function main(): Promise<void> {
   }
   if (chosen('memory')) results.memory = { pairs: plan.memoryPairs, full: fullMemoryPairs, result: await runMemory(resident, plan.memoryPairs, plan.memoryEvery) };
 
-  const report = renderReport(results, header(mode, trestle.label, resident.label, unusable, (performance.now() - started) / 1000));
+  const report = renderReport(results, header(mode, trestle.label, resident.label, unusable, (performance.now() - started) / 1000, disk.description));
   process.stdout.write(`\n${report}`);
   if (mode === 'full' && only.length === sections.length && parts.length === roles.length) {
     writeFileSync(join(repoRoot, 'bench', 'RESULTS.md'), report);
@@ -119,14 +122,17 @@ async function main(): Promise<void> {
   }
 }
 
-// Ctrl-C or a kill must still remove every namespace the run created.
+// Ctrl-C or a kill must still remove every namespace the run created, and the disk.
+let disk: BenchDisk | undefined;
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: removing the sandbox namespaces`);
-    void destroyAllNodes().finally(() => process.exit(130));
+    void destroyAllNodes()
+      .then(() => disk?.release())
+      .finally(() => process.exit(130));
   });
 }
 
@@ -137,4 +143,5 @@ try {
   process.exitCode = 1;
 } finally {
   await destroyAllNodes();
+  await disk?.release();
 }
