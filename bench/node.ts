@@ -40,8 +40,10 @@ const batchSize = 100;
 
 export class BenchNode implements CallCounter {
   private readonly containers: Container[] = [];
-  // Plugin calls the runtime made through this node's socket.
+  // Plugin calls the runtime made through this node's socket, and how many of the
+  // first ones were a warm-up.
   private calls = 0;
+  private untimedCalls = 0;
   // The daemon's PID, on a resident node.
   daemonPid: number | undefined;
   // The daemon's own time for each call it served, from its log, once the node is gone.
@@ -73,6 +75,11 @@ export class BenchNode implements CallCounter {
 
   noteCall(): void {
     this.calls += 1;
+  }
+
+  // The calls so far were a warm-up: the daemon's times for them are left out.
+  startTiming(): void {
+    this.untimedCalls = this.calls;
   }
 
   get path(): string {
@@ -123,7 +130,7 @@ export class BenchNode implements CallCounter {
   async destroy(): Promise<number> {
     if (!live.delete(this)) return 0;
     await this.checkDaemon();
-    if (this.daemonPid !== undefined) this.daemonCalls = daemonLog(join(this.sandbox.dir, 'daemon.log'));
+    if (this.daemonPid !== undefined) this.daemonCalls = daemonLog(join(this.sandbox.dir, 'daemon.log')).slice(this.untimedCalls);
     const started = performance.now();
     for (let i = 0; i < this.containers.length; i += batchSize) {
       const batch = this.containers.slice(i, i + batchSize);

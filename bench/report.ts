@@ -3,6 +3,7 @@ import type { FootprintResult } from './sections/footprint.js';
 import type { GrowthResult } from './sections/growth.js';
 import { containerCount, type MemoryResult } from './sections/memory.js';
 import type { ParallelRun } from './sections/parallel.js';
+import { warmUpPairs } from './workload.js';
 import type { SequentialResult } from './sections/sequential.js';
 import type { StartupResult } from './sections/startup.js';
 import { median, summarize } from './stats.js';
@@ -240,7 +241,7 @@ function sequentialSection(results: Results): string {
     }
   }
   return [
-    `## Sequential ADD and DEL (ms)\n\nN = ${sequential.n} per implementation and operation, in alternating rounds of ${sequential.roundSize} (at most ${sequential.roundSize} containers on the bridge); p50 / p90 / max.\n`,
+    `## Sequential ADD and DEL (ms)\n\nN = ${sequential.n} per implementation and operation, in alternating rounds of ${sequential.roundSize} (at most ${sequential.roundSize} containers on the bridge), each node (a fresh one per configuration) having first served ${warmUpPairs} untimed ADD/DEL pairs, so that a daemon is timed warm, as it runs on a node; p50 / p90 / max.\n`,
     table(['config', 'op', ...compared(implementations)], rows),
     `\nThe same calls, exec to exit: each plugin timed inside the node by bench/exec-timer.c, summed over the chain; without Node's spawn of exec-timer and exec-timer's entry into the node's namespace (the same for every implementation; how much, in the daemon's table below: "spawn"), which the runtime's clock above includes:\n`,
     table(['config', 'op', ...compared(implementations)], execRows),
@@ -284,7 +285,7 @@ function parallelSection(results: Results): string {
     ...run.ruleset.examples.map((example) => `- ${run.implementation.label} duplicated rule: \`${example}\``),
   ]);
   return [
-    `## ${parallel.count} ADDs of config c in parallel, fresh node\n\nRules: rule lines in the node's ruleset (Trestle: \`nft list ruleset\`; reference: \`iptables-save\`); duplicated: extra copies of an identical rule in the same chain.\n`,
+    `## ${parallel.count} ADDs of config c in parallel, fresh node\n\nA node's first burst: its daemon, started just before, serves its first calls (no warm-up, unlike the other sections). Rules: rule lines in the node's ruleset (Trestle: \`nft list ruleset\`; reference: \`iptables-save\`); duplicated: extra copies of an identical rule in the same chain.\n`,
     table(['implementation', 'wall s', 'failures', 'duplicate addresses', 'rules', 'duplicated rules'], rows),
     `\nMedian wall time (ratio to the reference): ${medians.join('; ')}.`,
     inside.length > 0 ? `\n${inside.join('\n')}` : '',
@@ -326,7 +327,7 @@ function growthSection(results: Results): string {
     `${(entry.settleMs / 1000).toFixed(1)}${entry.settled ? '' : ' (still busy)'}`,
   ]);
   return [
-    `## Growth: config c on one bridge (ms)\n\nEach implementation alone on the machine, on a node of its own removed before the next starts (a node runs one plugin; another implementation's thousand containers on the same kernel slow every link change). At each level, ${growth.rounds} windows of ${growth.window} ADDs then their ${growth.window} DELs; p50 / p90 / max. "ADD (window) ÷ at ${first?.containers}": that level's ADD p50 over the first level's, per implementation, on the runtime's clock and exec to exit (see the sequential section).${skipped.length > 0 ? ` Levels stop at ${thousands(growth.result.levels.at(-1)?.containers)} in this run: \`--full\` adds ${skipped.map(thousands).join(', ')}.` : ''}\n`,
+    `## Growth: config c on one bridge (ms)\n\nEach implementation alone on the machine, on a node of its own removed before the next starts (a node runs one plugin; another implementation's thousand containers on the same kernel slow every link change). After ${warmUpPairs} untimed ADD/DEL pairs on the empty node, at each level, ${growth.rounds} windows of ${growth.window} ADDs then their ${growth.window} DELs; p50 / p90 / max. "ADD (window) ÷ at ${first?.containers}": that level's ADD p50 over the first level's, per implementation, on the runtime's clock and exec to exit (see the sequential section).${skipped.length > 0 ? ` Levels stop at ${thousands(growth.result.levels.at(-1)?.containers)} in this run: \`--full\` adds ${skipped.map(thousands).join(', ')}.` : ''}\n`,
     table(['containers', 'op', ...compared(implementations)], rows),
     notes.length > 0 ? `\n${notes.join('\n')}` : '',
     `\nRemoving a node with its containers (\`ip netns del\`, then until the CPU is idle again), one after the other in this order:\n`,

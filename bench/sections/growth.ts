@@ -3,7 +3,7 @@ import { log } from '../log.js';
 import { BenchNode, type Container } from '../node.js';
 import { rulesetCensus } from '../ruleset.js';
 import { settleCpu } from '../settle.js';
-import { addThenDelete, OpSamples, workload } from '../workload.js';
+import { addThenDelete, OpSamples, warmUp, workload } from '../workload.js';
 
 // Config c as containers accumulate on one bridge. One implementation at a time, on a
 // node of its own that is removed before the next starts: a node runs one plugin, and
@@ -44,6 +44,8 @@ export async function runGrowth(implementations: readonly Implementation[], leve
     try {
       const work = workload(implementation, node, 'c', 'grow');
       const windowContainers = await node.addContainers(window);
+      log(`growth: ${implementation.label}: warm-up`);
+      await warmUp(work, node, windowContainers, 60000);
       let filled = 0;
       for (const [levelIndex, level] of levels.entries()) {
         const measured = result.levels[levelIndex] as GrowthLevel;

@@ -2,7 +2,7 @@ import { configNames, type ConfigName, type Implementation } from '../impls.js';
 import { log } from '../log.js';
 import { BenchNode, type DaemonCall } from '../node.js';
 import { settleCpu } from '../settle.js';
-import { addThenDelete, inTurn, OpSamples, workload, type Workload } from '../workload.js';
+import { addThenDelete, inTurn, OpSamples, warmUp, workload, type Workload } from '../workload.js';
 
 // Sequential ADD and DEL latency per configuration. Each implementation gets its own
 // fresh node per configuration; the implementations take turns in rounds of
@@ -25,6 +25,8 @@ export async function runSequential(implementations: readonly Implementation[], 
       const works = implementations.map((implementation, index) => workload(implementation, nodes[index] as BenchNode, config, `seq-${config}`));
       const containers = await Promise.all(nodes.map((node) => node.addContainers(roundSize)));
       const result: SequentialResult = { config, add: implementations.map(() => new OpSamples()), del: implementations.map(() => new OpSamples()), daemonCalls: [] };
+      log(`sequential ${config}: warm-up`);
+      for (const [index, work] of works.entries()) await warmUp(work, nodes[index] as BenchNode, containers[index] ?? [], 20000);
       await settleCpu();
       const rounds = Math.ceil(n / roundSize);
       for (let round = 0; round < rounds; round += 1) {
