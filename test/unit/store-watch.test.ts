@@ -55,6 +55,20 @@ t.test('two watches of one directory each see every change', async (t) => {
   second.close();
 });
 
+t.test('a watch left unread too long says it lost track instead of keeping every change', async (t) => {
+  const dir = dataDir(t);
+  const watch = DirectoryWatch.open(dir);
+  if (!watch) throw new Error('inotify is not available');
+  t.teardown(() => watch.close());
+  for (let i = 0; i <= 10_000; i++) writeFileSync(join(dir, String(i)), '');
+  const seen = watch.changes();
+  t.ok(seen.lost, 'lost');
+  t.notOk(seen.ended, 'still watching');
+  t.strictSame(seen.changes, [], 'nothing kept');
+  writeFileSync(join(dir, 'next'), '');
+  t.strictSame(watch.changes(), { changes: [{ name: 'next', present: true }], lost: false, ended: false }, 'reports again after that');
+});
+
 t.test('a watch of a removed directory ends', async (t) => {
   const dir = dataDir(t);
   mkdirSync(join(dir, 'net'));

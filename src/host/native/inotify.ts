@@ -75,8 +75,22 @@ function bind(): Binding | undefined {
   return binding ?? undefined;
 }
 
-function record(wd: number, change: (entry: DirectoryChanges) => void): void {
-  for (const entry of pending.get(wd) ?? []) change(entry);
+// A watch nobody looks at any more (a store no call uses now) would keep every later
+// change of its directory: past this many it is told to read the directory again.
+const maxKept = 10_000;
+
+// A name change for each watch of `wd`. Once a watch has lost events it reads the
+// directory again anyway, so it keeps no more of them.
+function record(wd: number, change: NameChange): void {
+  for (const entry of pending.get(wd) ?? []) {
+    if (entry.lost) continue;
+    if (entry.changes.length >= maxKept) {
+      entry.changes.length = 0;
+      entry.lost = true;
+      continue;
+    }
+    entry.changes.push(change);
+  }
 }
 
 function loseAll(): void {
@@ -106,14 +120,14 @@ function drain(events: Binding): void {
       if ((mask & IN_Q_OVERFLOW) !== 0) {
         loseAll();
       } else if ((mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) !== 0) {
-        record(wd, (entry) => {
+        for (const entry of pending.get(wd) ?? []) {
           entry.lost = true;
           entry.ended = true;
-        });
+        }
       } else if ((mask & (IN_CREATE | IN_MOVED_TO)) !== 0) {
-        record(wd, (entry) => entry.changes.push({ name, present: true }));
+        record(wd, { name, present: true });
       } else if ((mask & (IN_DELETE | IN_MOVED_FROM)) !== 0) {
-        record(wd, (entry) => entry.changes.push({ name, present: false }));
+        record(wd, { name, present: false });
       }
     }
   }
