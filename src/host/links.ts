@@ -198,6 +198,12 @@ export interface VethSpec {
   peerNetns: string;
   master: string;
   mtu?: number;
+  // TX and RX queues of each end; the kernel's default otherwise.
+  queues?: number;
+}
+
+function optionalQueues(queues: number | undefined): Buffer[] {
+  return queues === undefined ? [] : [u32Attribute(LinkAttribute.numTxQueues, queues), u32Attribute(LinkAttribute.numRxQueues, queues)];
 }
 
 // Creates both ends in one netlink request: the host end enslaved to the bridge but
@@ -222,6 +228,7 @@ export function createVethPair(spec: VethSpec): HostOperation {
           stringAttribute(LinkAttribute.name, spec.peerName),
           attribute(LinkAttribute.address, macBytes(spec.peerMac)),
           ...optionalMtu(spec.mtu),
+          ...optionalQueues(spec.queues),
           u32Attribute(LinkAttribute.netnsFd, netns),
         ]);
         session.socket.change(
@@ -232,6 +239,7 @@ export function createVethPair(spec: VethSpec): HostOperation {
             stringAttribute(LinkAttribute.name, spec.hostName),
             attribute(LinkAttribute.address, macBytes(spec.hostMac)),
             ...optionalMtu(spec.mtu),
+            ...optionalQueues(spec.queues),
             u32Attribute(LinkAttribute.master, master),
             nestedAttribute(LinkAttribute.linkInfo, [stringAttribute(LinkInfo.kind, 'veth'), nestedAttribute(LinkInfo.data, [attribute(vethPeer, peer)])]),
           ]),

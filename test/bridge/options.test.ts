@@ -175,3 +175,29 @@ t.test('an IPv4-only container interface gives itself no IPv6 address unless kee
   t.equal(wrong.outcome.json?.['code'], 7, 'keepIPv6 must be true or false');
   t.match(wrong.outcome.json?.['msg'], '"keepIPv6" must be true or false');
 });
+
+t.test('each veth end gets one TX and one RX queue unless vethQueues asks for more', async (t) => {
+  const sandbox = await Sandbox.create(t);
+  const queues = async (namespace: string, name: string): Promise<[unknown, unknown]> => {
+    const shown = JSON.parse((await sandbox.exec(namespace, 'ip', ['-d', '-j', 'link', 'show', name])).stdout) as Array<Record<string, unknown>>;
+    return [shown[0]?.['num_tx_queues'], shown[0]?.['num_rx_queues']];
+  };
+
+  const plain = await addOne(sandbox, bridgeEntry(sandbox));
+  t.equal(plain.outcome.exitCode, 0, describe(plain.outcome));
+  t.strictSame(await queues(sandbox.node, plain.hostVeth), [1, 1], 'host end');
+  t.strictSame(await queues(plain.namespace, 'eth0'), [1, 1], 'container end');
+  t.ok(await ping(sandbox, plain.namespace, gateway4), 'traffic flows');
+
+  const more = await addOne(sandbox, bridgeEntry(sandbox, { bridge: { vethQueues: 4 } }));
+  t.equal(more.outcome.exitCode, 0, describe(more.outcome));
+  t.strictSame(await queues(sandbox.node, more.hostVeth), [4, 4], 'host end');
+  t.strictSame(await queues(more.namespace, 'eth0'), [4, 4], 'container end');
+  t.ok(await ping(sandbox, more.namespace, gateway4), 'traffic flows');
+
+  for (const wrong of [0, 4097, 1.5, '2']) {
+    const refused = await addOne(sandbox, bridgeEntry(sandbox, { bridge: { vethQueues: wrong } }));
+    t.equal(refused.outcome.json?.['code'], 7, `vethQueues ${JSON.stringify(wrong)} is refused`);
+    t.match(refused.outcome.json?.['msg'], '"vethQueues" must be an integer from 1 to 4096');
+  }
+});

@@ -29,6 +29,8 @@ export const LinkAttribute = {
   alias: 20,
   afSpec: 26,
   netnsFd: 28,
+  numTxQueues: 31,
+  numRxQueues: 32,
 } as const;
 
 export const LinkInfo = { kind: 1, data: 2, slaveKind: 4, slaveData: 5 } as const;

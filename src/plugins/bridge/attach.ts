@@ -92,6 +92,7 @@ async function setUpHost(context: PluginContext, config: BridgeConfig, plan: Add
     peerMac: side.containerMac,
     peerNetns: invocation.netns,
     master: config.bridge,
+    queues: config.vethQueues,
   };
   if (config.mtu !== undefined) vethSpec.mtu = config.mtu;
   operations.push(createVethPair(vethSpec));
