@@ -1,6 +1,6 @@
 // trestle-host-local as a process: exhaustion, reuse after DEL in the reference's
 // round-robin order, duplicates, requested addresses, range overrides, dual stack.
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import {
@@ -85,6 +85,28 @@ t.test('duplicate ADD, unknown DEL, double DEL', async (t) => {
   t.equal(reservations(dataDir).size, 0);
   const unknownNetwork = await del(plugin, { containerId: 'c1' }, network(dataDir, { name: 'never-used' }));
   t.equal(unknownNetwork.exitCode, 0, 'DEL on a network that has no store yet succeeds');
+});
+
+// Another writer (the reference plugin, a one-shot call while the daemon restarts)
+// changes the store between two ADDs: the duplicate check sees it, in resident mode
+// through the daemon's watch of the directory.
+t.test('records added, replaced or removed by another writer count at the next ADD', async (t) => {
+  const dataDir = tempDir(t);
+  const conf = network(dataDir);
+  const store = join(dataDir, 'testnet');
+  t.equal((await add(plugin, { containerId: 'c1' }, conf)).exitCode, 0);
+
+  writeFileSync(join(store, '10.10.0.50'), 'c9\r\neth0');
+  const held = await add(plugin, { containerId: 'c9' }, conf);
+  t.match(held.json?.['msg'], /10\.10\.0\.50 is already allocated to c9\/eth0/, 'a record written behind its back');
+
+  writeFileSync(join(store, '.replacement'), 'c8\r\neth0');
+  renameSync(join(store, '.replacement'), join(store, '10.10.0.50'));
+  t.equal((await add(plugin, { containerId: 'c9' }, conf)).exitCode, 0, 'c9 lost it to a rename over its record');
+  t.match((await add(plugin, { containerId: 'c8' }, conf)).json?.['msg'], /10\.10\.0\.50 is already allocated to c8\/eth0/, 'and c8 holds it');
+
+  unlinkSync(join(store, '10.10.0.50'));
+  t.strictSame(addressesOf(await add(plugin, { containerId: 'c8' }, conf)).length, 1, 'a record removed behind its back frees its owner');
 });
 
 t.test('CHECK', async (t) => {
