@@ -25,8 +25,16 @@ export async function prepareDisk(): Promise<BenchDisk> {
   const mountPoint = join(work, 'mnt');
   let mounted = false;
   const release = async () => {
-    if (mounted) await execa('umount', [mountPoint]).catch((error: Error) => log(`cannot unmount ${mountPoint}: ${error.message}`));
-    mounted = false;
+    if (mounted) {
+      try {
+        await execa('umount', [mountPoint]);
+      } catch (error) {
+        // Still in use: removing the directory would empty the mounted file system.
+        log(`cannot unmount ${mountPoint} (${(error as Error).message.split('\n')[0]}): left for \`umount ${mountPoint}\` and \`rm -r ${work}\``);
+        return;
+      }
+      mounted = false;
+    }
     rmSync(work, { recursive: true, force: true });
   };
   try {
