@@ -1,4 +1,4 @@
-import { koffi } from './koffi.js';
+import { inotify, libc } from './libc.js';
 
 // inotify(7), for a long-lived process that must know a directory's entries without
 // reading them all again: reading a directory of 1,000 entries cost ~0.45 ms here
@@ -35,7 +35,6 @@ export interface DirectoryChanges {
 }
 
 interface Binding {
-  fd: number;
   addWatch(path: string, mask: number): number;
   removeWatch(wd: number): void;
   read(buffer: Buffer): number;
@@ -53,20 +52,15 @@ const readBuffer = Buffer.alloc(64 * 1024);
 function bind(): Binding | undefined {
   if (binding !== undefined) return binding ?? undefined;
   try {
-    const ffi = koffi();
-    const library = ffi.load('libc.so.6');
-    const init = library.func('int inotify_init1(int)');
-    const addWatch = library.func('int inotify_add_watch(int, const char *, uint32_t)');
-    const removeWatch = library.func('int inotify_rm_watch(int, int)');
-    const read = library.func('long read(int, void *, size_t)');
-    const fd = init(IN_NONBLOCK | IN_CLOEXEC) as number;
+    const calls = inotify();
+    const fd = calls.init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) throw new Error('inotify_init1 failed');
+    const { errno } = libc();
     binding = {
-      fd,
-      addWatch: (path, mask) => addWatch(fd, path, mask) as number,
-      removeWatch: (wd) => void removeWatch(fd, wd),
-      read: (buffer) => Number(read(fd, buffer, buffer.length)),
-      errno: () => ffi.errno(),
+      addWatch: (path, mask) => calls.addWatch(fd, path, mask),
+      removeWatch: (wd) => void calls.removeWatch(fd, wd),
+      read: (buffer) => calls.read(fd, buffer, buffer.length),
+      errno,
     };
   } catch {
     // No FFI or no inotify (limits reached): callers read the directory instead.

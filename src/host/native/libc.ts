@@ -1,6 +1,7 @@
-import { koffi } from './koffi.js';
+import { koffi, type Koffi, type KoffiLibrary } from './koffi.js';
 
-// The C library calls that Node does not offer: netlink sockets and setns(2).
+// The C library calls that Node does not offer: netlink sockets and setns(2); and,
+// bound only when a long-lived process first watches a directory, inotify(7).
 export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number;
@@ -18,12 +19,28 @@ export interface Libc {
   errno(): number;
 }
 
+export interface Inotify {
+  init1(flags: number): number;
+  addWatch(fd: number, path: string, mask: number): number;
+  removeWatch(fd: number, wd: number): number;
+  read(fd: number, buffer: Buffer, length: number): number;
+}
+
+let loaded: { ffi: Koffi; library: KoffiLibrary } | undefined;
+
+function cLibrary(): { ffi: Koffi; library: KoffiLibrary } {
+  if (!loaded) {
+    const ffi = koffi();
+    loaded = { ffi, library: ffi.load('libc.so.6') };
+  }
+  return loaded;
+}
+
 let bound: Libc | undefined;
 
 export function libc(): Libc {
   if (bound) return bound;
-  const ffi = koffi();
-  const library = ffi.load('libc.so.6');
+  const { ffi, library } = cLibrary();
   const socket = library.func('int socket(int, int, int)');
   const setsockopt = library.func('int setsockopt(int, int, int, const void *, uint32_t)');
   const send = library.func('long send(int, const void *, size_t, int)');
@@ -62,4 +79,23 @@ export function libc(): Libc {
     errno: () => ffi.errno(),
   };
   return bound;
+}
+
+let inotifyBound: Inotify | undefined;
+
+// Apart from libc(): a one-shot plugin never watches, and each binding is start-up time.
+export function inotify(): Inotify {
+  if (inotifyBound) return inotifyBound;
+  const { library } = cLibrary();
+  const init1 = library.func('int inotify_init1(int)');
+  const addWatch = library.func('int inotify_add_watch(int, const char *, uint32_t)');
+  const removeWatch = library.func('int inotify_rm_watch(int, int)');
+  const read = library.func('long read(int, void *, size_t)');
+  inotifyBound = {
+    init1: (flags) => init1(flags) as number,
+    addWatch: (fd, path, mask) => addWatch(fd, path, mask) as number,
+    removeWatch: (fd, wd) => removeWatch(fd, wd) as number,
+    read: (fd, buffer, length) => Number(read(fd, buffer, length)),
+  };
+  return inotifyBound;
 }

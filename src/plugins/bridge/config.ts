@@ -43,6 +43,14 @@ function invalid(message: string): CniError {
   return new CniError(ErrorCode.InvalidConfig, message);
 }
 
+// An integer key within [min, max]; undefined when absent.
+function integerIn(raw: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
+  const value = raw[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw invalid(`"${key}" must be an integer from ${min} to ${max}`);
+  return value;
+}
+
 function flag(raw: Record<string, unknown>, key: string): boolean {
   const value = raw[key];
   if (value === undefined || value === null) return false;
@@ -101,19 +109,12 @@ export function parseBridgeConfig(conf: NetConf, invocation: Invocation): Bridge
     disableContainerInterface: flag(raw, 'disableContainerInterface'),
     portIsolation: flag(raw, 'portIsolation'),
     keepIPv6: flag(raw, 'keepIPv6'),
-    vethQueues: defaultVethQueues,
+    vethQueues: integerIn(raw, 'vethQueues', 1, maxVethQueues) ?? defaultVethQueues,
     stateDir: defaultStateDir,
   };
-  const queues = raw['vethQueues'];
-  if (queues !== undefined && queues !== null) {
-    if (typeof queues !== 'number' || !Number.isInteger(queues) || queues < 1 || queues > maxVethQueues) throw invalid(`"vethQueues" must be an integer from 1 to ${maxVethQueues}`);
-    config.vethQueues = queues;
-  }
-  const mtu = raw['mtu'];
-  if (mtu !== undefined && mtu !== null && mtu !== 0) {
-    if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw invalid('"mtu" must be an integer from 68 to 65535');
-    config.mtu = mtu;
-  }
+  // 0, as in the reference plugin, is no MTU.
+  const mtu = raw['mtu'] === 0 ? undefined : integerIn(raw, 'mtu', 68, 65535);
+  if (mtu !== undefined) config.mtu = mtu;
   const stateDir = raw['stateDir'];
   if (stateDir !== undefined) config.stateDir = validateDirectory(stateDir, '"stateDir"');
   const mac = requestedMac(conf, invocation);
