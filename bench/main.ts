@@ -13,13 +13,14 @@ import { BenchNode, daemonTrouble, destroyAllNodes } from './node.js';
 import { renderReport, type Results } from './report.js';
 import { runFootprint } from './sections/footprint.js';
 import { runGrowth } from './sections/growth.js';
+import { runLibcni } from './sections/libcni.js';
 import { runMemory } from './sections/memory.js';
 import { runParallel } from './sections/parallel.js';
 import { runSequential } from './sections/sequential.js';
 import { runStartup, singleExecutable } from './sections/startup.js';
 import { unsettled } from './settle.js';
 
-const sections = ['startup', 'footprint', 'sequential', 'parallel', 'growth', 'memory'] as const;
+const sections = ['startup', 'footprint', 'sequential', 'parallel', 'libcni', 'growth', 'memory'] as const;
 type Section = (typeof sections)[number];
 
 // The reference needs minutes to fill a bridge with a thousand port-mapped
@@ -108,6 +109,9 @@ async function main(): Promise<void> {
   if (chosen('footprint')) results.footprint = await runFootprint(implementations);
   if (chosen('sequential')) results.sequential = { n: plan.n, roundSize: plan.roundSize, results: await runSequential(implementations, plan.n, plan.roundSize) };
   if (chosen('parallel')) results.parallel = { count: plan.parallel, runs: await runParallel(implementations, plan.parallel, plan.parallelRuns) };
+  // Through libcni, the resident-mode figures only: the one-shot form's goals
+  // were set on Node's clock, and its 30-40 ms calls gain little from a faster spawn.
+  if (chosen('libcni')) results.libcni = await runLibcni([reference, resident], plan.n, plan.roundSize, plan.parallel, plan.parallelRuns);
   if (chosen('growth')) {
     const result = await runGrowth(implementations, plan.levels, plan.window, plan.windowRounds);
     results.growth = { window: plan.window, rounds: plan.windowRounds, fullLevels: modes.full.levels, result };

@@ -2,6 +2,7 @@ import { configTitles, roles, type ConfigName, type Implementation } from './imp
 import type { FootprintResult } from './sections/footprint.js';
 import type { GrowthResult } from './sections/growth.js';
 import { containerCount, type MemoryResult } from './sections/memory.js';
+import type { LibcniResult } from './sections/libcni.js';
 import type { ParallelRun } from './sections/parallel.js';
 import { warmUpPairs } from './workload.js';
 import type { SequentialResult } from './sections/sequential.js';
@@ -17,6 +18,7 @@ export interface Results {
   implementations: readonly Implementation[];
   sequential?: { n: number; roundSize: number; results: SequentialResult[] };
   parallel?: { count: number; runs: ParallelRun[] };
+  libcni?: LibcniResult;
   // fullLevels: the levels the full mode reaches, to say what a shorter run left out.
   growth?: { window: number; rounds: number; fullLevels: readonly number[]; result: GrowthResult };
   startup?: StartupResult[];
@@ -183,6 +185,39 @@ function residentTargets(results: Results): Target[] {
   const found = residentSequentialGoals.flatMap(([config, op, goal]) => clocks.flatMap((clock) => sequentialTarget(results, 'daemon', config, op, goal, clock)));
   found.push(...parallelTarget(results, 'daemon', residentParallelGoal));
   found.push(...clocks.flatMap((clock) => growthTarget(results, 'daemon', residentGrowthGoal, clock)));
+  found.push(...libcniTargets(results));
+  return found;
+}
+
+// The same goals on libcni's clock (bench/sections/libcni.ts).
+function libcniTargets(results: Results): Target[] {
+  const libcni = results.libcni;
+  if (!libcni || 'problem' in libcni) return [];
+  const daemon = libcni.implementations.findIndex((implementation) => implementation.key === 'daemon');
+  const label = libcni.implementations[daemon]?.label ?? 'daemon';
+  const found: Target[] = [];
+  for (const [config, op, goal] of residentSequentialGoals) {
+    const result = libcni.sequential.find((candidate) => candidate.config === config);
+    if (!result) continue;
+    const samples = op === 'ADD' ? result.add : result.del;
+    const failures = result.failures[daemon]?.length ?? 0;
+    found.push({
+      what: `config ${config} ${op}, ${label} / reference p50 (libcni's clock)`,
+      measured: summarize(samples[daemon] ?? []).p50 / summarize(samples[0] ?? []).p50,
+      goal,
+      also: { ok: failures === 0, note: `${failures} failures` },
+    });
+  }
+  const wall = (index: number) => median(libcni.parallel.filter((run) => run.implementation === libcni.implementations[index]).map((run) => run.wallMs));
+  const failures = libcni.parallel.filter((run) => run.implementation === libcni.implementations[daemon]).reduce((sum, run) => sum + run.failures.length, 0);
+  if (libcni.parallel.length > 0) {
+    found.push({
+      what: `parallel ADDs of config c, ${label} / reference wall (median of runs, libcni's clock)`,
+      measured: wall(daemon) / wall(0),
+      goal: residentParallelGoal,
+      also: { ok: failures === 0, note: `${failures} failures` },
+    });
+  }
   return found;
 }
 
@@ -253,6 +288,39 @@ function sequentialSection(results: Results): string {
           table(['config', 'op', 'plugin', 'runtime', 'exec to exit', 'inside the daemon', 'spawn', 'client + round trip'], inside),
         ]
       : []),
+    notes.length > 0 ? `\n${notes.join('\n')}` : '',
+  ].join('\n');
+}
+
+function libcniSection(results: Results): string {
+  const libcni = results.libcni;
+  if (!libcni) return '';
+  const title = "## Through libcni, on a Go runtime's clock (ms)";
+  if ('problem' in libcni) return `${title}\n\nNot run: ${libcni.problem}.`;
+  const { implementations } = libcni;
+  const header = ['config', 'op', implementations[0]?.label ?? 'reference', ...implementations.slice(1).flatMap((implementation) => [implementation.label, 'ratio'])];
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const result of libcni.sequential) {
+    for (const [op, samples] of [['ADD', result.add], ['DEL', result.del]] as const) {
+      const [reference = []] = samples;
+      rows.push([configTitles[result.config], op, cell(reference), ...samples.slice(1).flatMap((own) => [cell(own), ratio(summarize(own).p50, summarize(reference).p50)])]);
+    }
+    for (const [index, implementation] of implementations.entries()) {
+      const failures = result.failures[index] ?? [];
+      if (failures.length > 0) notes.push(`- config ${result.config}, ${implementation.label}: ${failures.length} failed (first: ${failures[0]})`);
+    }
+  }
+  const wall = (implementation: Implementation) => median(libcni.parallel.filter((run) => run.implementation === implementation).map((run) => run.wallMs));
+  const runs = libcni.parallel.map((run) => [run.implementation.label, (run.wallMs / 1000).toFixed(2), String(run.failures.length)]);
+  const [reference] = implementations;
+  const walls = implementations.map((implementation) => `${implementation.label} ${(wall(implementation) / 1000).toFixed(2)} s${implementation === reference || !reference ? '' : ` (${ratio(wall(implementation), wall(reference))})`}`);
+  return [
+    `${title}\n\nThe sequential and parallel runs again, each plugin chain run by libcni (bench/libcni/main.go), the library containerd, CRI-O and podman run plugins with, and timed by its Go clock: what those runtimes wait for. The sections above start every plugin from Node, whose spawn adds about a millisecond to each call and 0.8 ms of CPU (Go's os/exec: 0.2 ms), one spawn at a time. libcni also writes its result cache on each ADD and reads it on each DEL, as those runtimes do. Sequential: config a and c, ${warmUpPairs} untimed pairs per node first, then alternating rounds; p50 / p90 / max:\n`,
+    table(header, rows),
+    `\n${libcni.parallel[0] ? `${libcni.parallel.filter((run) => run.implementation === reference).length} run(s) of ` : ''}ADDs of config c started at once (one goroutine each), fresh node and daemon:\n`,
+    table(['implementation', 'wall s', 'failures'], runs),
+    `\nMedian wall time (ratio to the reference): ${walls.join('; ')}.`,
     notes.length > 0 ? `\n${notes.join('\n')}` : '',
   ].join('\n');
 }
@@ -414,7 +482,7 @@ function memorySection(results: Results): string {
 }
 
 export function renderReport(results: Results, header: string): string {
-  return [header, targetsSection(results), sequentialSection(results), parallelSection(results), growthSection(results), startupSection(results), footprintSection(results), memorySection(results)]
+  return [header, targetsSection(results), sequentialSection(results), parallelSection(results), libcniSection(results), growthSection(results), startupSection(results), footprintSection(results), memorySection(results)]
     .filter((section) => section !== '')
     .join('\n\n')
     .concat('\n');
