@@ -32,6 +32,16 @@ function daemonLog(path: string): DaemonCall[] {
   return [...text.matchAll(/^trestled: (\S+) (trestle-\S+) .* ([\d.]+)ms code=/gm)].map(([, command = '', plugin = '', ms = '']) => ({ command, plugin, ms: Number(ms) }));
 }
 
+export interface DaemonCpu {
+  mainMs: number;
+  allMs: number;
+}
+
+// The CPU a daemon used between two readings.
+export function cpuBetween(before: DaemonCpu | undefined, after: DaemonCpu | undefined): DaemonCpu | undefined {
+  return before && after ? { mainMs: after.mainMs - before.mainMs, allMs: after.allMs - before.allMs } : undefined;
+}
+
 // What went wrong with a node's daemon (calls it did not serve, a restart), for the report.
 export const daemonTrouble: string[] = [];
 // Set once cleanup has begun (Ctrl-C): a section still running must not add nodes.
@@ -71,6 +81,21 @@ export class BenchNode implements CallCounter {
     }
     if (options.resident) node.daemonPid = await sandbox.startDaemon();
     return node;
+  }
+
+  // CPU time the daemon has used so far (undefined on a one-shot node): its main thread,
+  // which runs every call's JavaScript and netlink requests, and all its threads.
+  daemonCpu(): DaemonCpu | undefined {
+    if (this.daemonPid === undefined) return undefined;
+    try {
+      const mainNs = Number(readFileSync(`/proc/${this.daemonPid}/task/${this.daemonPid}/schedstat`, 'utf8').split(' ')[0]);
+      // utime and stime, the 14th and 15th fields, in USER_HZ (100 on Linux) ticks; the
+      // command name before them may hold spaces, so count from its closing parenthesis.
+      const fields = readFileSync(`/proc/${this.daemonPid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      return { mainMs: mainNs / 1e6, allMs: (Number(fields[11]) + Number(fields[12])) * 10 };
+    } catch {
+      return undefined;
+    }
   }
 
   noteCall(): void {

@@ -8,7 +8,7 @@ import { warmUpPairs } from './workload.js';
 import type { SequentialResult } from './sections/sequential.js';
 import type { StartupResult } from './sections/startup.js';
 import { median, summarize } from './stats.js';
-import type { DaemonCall } from './node.js';
+import type { DaemonCall, DaemonCpu } from './node.js';
 import type { OpSamples } from './workload.js';
 
 // Markdown tables of a run. Column 0 is always the reference, then each Trestle form
@@ -292,6 +292,11 @@ function sequentialSection(results: Results): string {
   ].join('\n');
 }
 
+// The daemon's CPU over a burst: its main thread runs every call's JavaScript and
+// netlink requests one at a time, so its total bounds the wall time from below.
+const cpuHeader = ['daemon CPU ms, main thread', 'all threads'];
+const cpuCells = (cpu: DaemonCpu | undefined) => (cpu ? [cpu.mainMs.toFixed(0), cpu.allMs.toFixed(0)] : ['–', '–']);
+
 function libcniSection(results: Results): string {
   const libcni = results.libcni;
   if (!libcni) return '';
@@ -312,14 +317,14 @@ function libcniSection(results: Results): string {
     }
   }
   const wall = (implementation: Implementation) => median(libcni.parallel.filter((run) => run.implementation === implementation).map((run) => run.wallMs));
-  const runs = libcni.parallel.map((run) => [run.implementation.label, (run.wallMs / 1000).toFixed(2), String(run.failures.length)]);
+  const runs = libcni.parallel.map((run) => [run.implementation.label, (run.wallMs / 1000).toFixed(2), String(run.failures.length), ...cpuCells(run.daemonCpu)]);
   const [reference] = implementations;
   const walls = implementations.map((implementation) => `${implementation.label} ${(wall(implementation) / 1000).toFixed(2)} s${implementation === reference || !reference ? '' : ` (${ratio(wall(implementation), wall(reference))})`}`);
   return [
     `${title}\n\nThe sequential and parallel runs again, each plugin chain run by libcni (bench/libcni/main.go), the library containerd, CRI-O and podman run plugins with, and timed by its Go clock: what those runtimes wait for. The sections above start every plugin from Node, whose spawn adds about a millisecond to each call and 0.8 ms of CPU (Go's os/exec: 0.2 ms), one spawn at a time. libcni also writes its result cache on each ADD and reads it on each DEL, as those runtimes do. Sequential: config a and c, ${warmUpPairs} untimed pairs per node first, then alternating rounds; p50 / p90 / max:\n`,
     table(header, rows),
     `\n${libcni.parallel[0] ? `${libcni.parallel.filter((run) => run.implementation === reference).length} run(s) of ` : ''}ADDs of config c started at once (one goroutine each), fresh node and daemon:\n`,
-    table(['implementation', 'wall s', 'failures'], runs),
+    table(['implementation', 'wall s', 'failures', ...cpuHeader], runs),
     `\nMedian wall time (ratio to the reference): ${walls.join('; ')}.`,
     notes.length > 0 ? `\n${notes.join('\n')}` : '',
   ].join('\n');
@@ -335,6 +340,7 @@ function parallelSection(results: Results): string {
     String(run.duplicateAddresses),
     String(run.ruleset.rules),
     String(run.ruleset.duplicates),
+    ...cpuCells(run.daemonCpu),
   ]);
   const wall = (implementation: Implementation) => median(parallel.runs.filter((run) => run.implementation === implementation).map((run) => run.wallMs));
   const [reference] = results.implementations;
@@ -353,8 +359,8 @@ function parallelSection(results: Results): string {
     ...run.ruleset.examples.map((example) => `- ${run.implementation.label} duplicated rule: \`${example}\``),
   ]);
   return [
-    `## ${parallel.count} ADDs of config c in parallel, fresh node\n\nA node's first burst: its daemon, started just before, serves its first calls (no warm-up, unlike the other sections). Rules: rule lines in the node's ruleset (Trestle: \`nft list ruleset\`; reference: \`iptables-save\`); duplicated: extra copies of an identical rule in the same chain.\n`,
-    table(['implementation', 'wall s', 'failures', 'duplicate addresses', 'rules', 'duplicated rules'], rows),
+    `## ${parallel.count} ADDs of config c in parallel, fresh node\n\nA node's first burst: its daemon, started just before, serves its first calls (no warm-up, unlike the other sections). Rules: rule lines in the node's ruleset (Trestle: \`nft list ruleset\`; reference: \`iptables-save\`); duplicated: extra copies of an identical rule in the same chain. Daemon CPU: what the daemon used over the burst (/proc), its main thread (which runs the calls one at a time, so its total bounds the wall time from below) and all its threads (V8's compiler and GC, libuv's pool).\n`,
+    table(['implementation', 'wall s', 'failures', 'duplicate addresses', 'rules', 'duplicated rules', ...cpuHeader], rows),
     `\nMedian wall time (ratio to the reference): ${medians.join('; ')}.`,
     inside.length > 0 ? `\n${inside.join('\n')}` : '',
     notes.length > 0 ? `\n${notes.join('\n')}` : '',

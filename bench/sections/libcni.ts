@@ -5,7 +5,7 @@ import { buildGoProgram, goToolchainProblem } from '../../src/sandbox/go-build.j
 import { repoRoot } from '../../src/sandbox/sandbox.js';
 import { conflist, type ConfigName, type Implementation } from '../impls.js';
 import { log } from '../log.js';
-import { BenchNode, type Container } from '../node.js';
+import { BenchNode, cpuBetween, type Container, type DaemonCpu } from '../node.js';
 import { execTimer } from '../runtime.js';
 import { settleCpu } from '../settle.js';
 import { inTurn, warmUpPairs } from '../workload.js';
@@ -30,6 +30,7 @@ export interface LibcniParallel {
   implementation: Implementation;
   wallMs: number;
   failures: string[];
+  daemonCpu: DaemonCpu | undefined;
 }
 
 export type LibcniResult = { problem: string } | { implementations: readonly Implementation[]; sequential: LibcniSequential[]; parallel: LibcniParallel[] };
@@ -105,8 +106,9 @@ export async function runLibcni(implementations: readonly Implementation[], n: n
       try {
         const containers = await node.addContainers(parallelCount);
         await settleCpu();
+        const cpuBefore = node.daemonCpu();
         const output = await drive(driver, implementation, node, 'c', 'parallel', containers);
-        parallel.push({ implementation, wallMs: output.wallMs ?? Number.NaN, failures: output.failures });
+        parallel.push({ implementation, wallMs: output.wallMs ?? Number.NaN, failures: output.failures, daemonCpu: cpuBetween(cpuBefore, node.daemonCpu()) });
       } finally {
         await node.destroy();
         await settleCpu();

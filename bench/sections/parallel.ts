@@ -1,6 +1,6 @@
 import { isTrestleType, portMapping, type Implementation } from '../impls.js';
 import { log } from '../log.js';
-import { BenchNode, type DaemonCall } from '../node.js';
+import { BenchNode, cpuBetween, type DaemonCall, type DaemonCpu } from '../node.js';
 import { rulesetCensus, type RulesetCensus } from '../ruleset.js';
 import { settleCpu } from '../settle.js';
 import { inTurn, workload } from '../workload.js';
@@ -16,6 +16,8 @@ export interface ParallelRun {
   ruleset: RulesetCensus;
   // The calls as the daemon timed them (none when one-shot).
   daemonCalls: DaemonCall[];
+  // The daemon's CPU over the burst (none when one-shot).
+  daemonCpu: DaemonCpu | undefined;
 }
 
 function addresses(result: Record<string, unknown> | undefined): string[] {
@@ -29,11 +31,13 @@ async function runOnce(implementation: Implementation, count: number): Promise<P
     const { runtime, list, nextId } = workload(implementation, node, 'c', 'par');
     const containers = await node.addContainers(count);
     await settleCpu();
+    const cpuBefore = node.daemonCpu();
     const started = performance.now();
     const outcomes = await Promise.all(
       containers.map((container, index) => runtime.add(list, { containerId: nextId(), netns: container.path, ifname: 'eth0', capabilities: portMapping(20000 + index) })),
     );
     const wallMs = performance.now() - started;
+    const daemonCpu = cpuBetween(cpuBefore, node.daemonCpu());
     const assigned = outcomes.flatMap((outcome) => addresses(outcome.result));
     const ruleset = await rulesetCensus(node, isTrestleType(implementation.types.portmap));
     await node.destroy();
@@ -44,6 +48,7 @@ async function runOnce(implementation: Implementation, count: number): Promise<P
       duplicateAddresses: assigned.length - new Set(assigned).size,
       ruleset,
       daemonCalls: node.daemonCalls,
+      daemonCpu,
     };
   } finally {
     await node.destroy();
