@@ -31,6 +31,7 @@ export interface Link {
 const IFF_UP = 0x1;
 const IFF_PROMISC = 0x100;
 const bridgeVlanFiltering = 7;
+const bridgeMulticastSnooping = 23;
 const vethPeer = 1;
 const bridgePortMode = 4;
 const bridgePortIsolated = 33;
@@ -150,6 +151,8 @@ export interface BridgeSpec {
   mac: string;
   mtu?: number;
   vlanFiltering?: boolean;
+  // false: IGMP and MLD snooping off; otherwise the kernel's default (on).
+  multicastSnooping?: boolean;
 }
 
 // A change to an existing link, found by name (the kernel resolves IFLA_IFNAME).
@@ -166,7 +169,8 @@ export function createBridge(spec: BridgeSpec): HostOperation {
     what: `create bridge ${spec.name}`,
     tolerate: [Errno.exists],
     apply: (session) => {
-      const data = spec.vlanFiltering ? [nestedAttribute(LinkInfo.data, [u8Attribute(bridgeVlanFiltering, 1)])] : [];
+      const settings = [...(spec.vlanFiltering ? [u8Attribute(bridgeVlanFiltering, 1)] : []), ...(spec.multicastSnooping === false ? [u8Attribute(bridgeMulticastSnooping, 0)] : [])];
+      const data = settings.length > 0 ? [nestedAttribute(LinkInfo.data, settings)] : [];
       session.socket.change(
         Rtm.newLink,
         Flags.create | Flags.exclusive,

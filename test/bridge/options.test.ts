@@ -201,3 +201,30 @@ t.test('each veth end gets one TX and one RX queue unless vethQueues asks for mo
     t.match(refused.outcome.json?.['msg'], '"vethQueues" must be an integer from 1 to 4096');
   }
 });
+
+t.test('a bridge the ADD creates has multicast snooping off unless mcastSnooping is true; an existing bridge keeps its own', async (t) => {
+  const snooping = async (sandbox: Sandbox, name: string) => (await link(sandbox, sandbox.node, name))?.linkinfo?.info_data?.mcast_snooping;
+
+  const created = await Sandbox.create(t);
+  const plain = await addOne(created, bridgeEntry(created));
+  t.equal(plain.outcome.exitCode, 0, describe(plain.outcome));
+  t.equal(await snooping(created, bridgeName), 0, 'off on the bridge it created');
+  t.ok(await ping(created, plain.namespace, gateway4), 'traffic flows');
+
+  const asked = await Sandbox.create(t);
+  const on = await addOne(asked, bridgeEntry(asked, { bridge: { mcastSnooping: true } }));
+  t.equal(on.outcome.exitCode, 0, describe(on.outcome));
+  t.equal(await snooping(asked, bridgeName), 1, 'on with mcastSnooping: true');
+  t.ok(await ping(asked, on.namespace, gateway4), 'traffic flows');
+
+  // A bridge made by someone else is theirs to configure.
+  const existing = await Sandbox.create(t);
+  await existing.exec(existing.node, 'ip', ['link', 'add', bridgeName, 'type', 'bridge', 'mcast_snooping', '1']);
+  const reused = await addOne(existing, bridgeEntry(existing));
+  t.equal(reused.outcome.exitCode, 0, describe(reused.outcome));
+  t.equal(await snooping(existing, bridgeName), 1, 'left as it was');
+
+  const wrong = await addOne(created, bridgeEntry(created, { bridge: { mcastSnooping: 'no' } }));
+  t.equal(wrong.outcome.json?.['code'], 7, 'mcastSnooping must be true or false');
+  t.match(wrong.outcome.json?.['msg'], '"mcastSnooping" must be true or false');
+});

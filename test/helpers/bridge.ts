@@ -124,7 +124,7 @@ export interface LinkState {
   flags: string[];
   master?: string;
   promiscuity?: number;
-  linkinfo?: { info_kind?: string; info_slave_data?: { hairpin?: boolean; isolated?: boolean } };
+  linkinfo?: { info_kind?: string; info_data?: { mcast_snooping?: number }; info_slave_data?: { hairpin?: boolean; isolated?: boolean } };
   addr_info: Array<{ family: string; local: string; prefixlen: number; tentative?: boolean; dadfailed?: boolean }>;
 }
 

@@ -77,7 +77,7 @@ async function setUpHost(context: PluginContext, config: BridgeConfig, plan: Add
   }
   const side: HostSide = { bridgeMac: bridge?.mac ?? randomMac(), hostVeth, hostMac: randomMac(), containerMac: config.mac ?? randomMac() };
   const operations: HostOperation[] = [];
-  const bridgeSpec: Parameters<typeof createBridge>[0] = { name: config.bridge, mac: side.bridgeMac };
+  const bridgeSpec: Parameters<typeof createBridge>[0] = { name: config.bridge, mac: side.bridgeMac, multicastSnooping: config.mcastSnooping };
   if (config.mtu !== undefined) bridgeSpec.mtu = config.mtu;
   const creation = createBridge(bridgeSpec);
   if (!bridge) operations.push(creation);
