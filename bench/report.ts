@@ -88,6 +88,30 @@ type Form = Exclude<Implementation['key'], 'reference'>;
 const formIndex = (results: Results, key: Implementation['key']) => results.implementations.findIndex((implementation) => implementation.key === key);
 const formLabel = (results: Results, key: Implementation['key']) => results.implementations[formIndex(results, key)]?.label ?? key;
 
+// A burst of parallel ADDs, from either harness (the parallel section's, libcni's).
+interface BurstRun {
+  implementation: Implementation;
+  wallMs: number;
+  failures: readonly string[];
+}
+
+const medianWall = (runs: readonly BurstRun[], key: Implementation['key']) => median(runs.filter((run) => run.implementation.key === key).map((run) => run.wallMs));
+
+function wallTarget(what: string, runs: readonly BurstRun[], key: Form, goal: number): Target {
+  const failures = runs.filter((run) => run.implementation.key === key).reduce((sum, run) => sum + run.failures.length, 0);
+  return { what, measured: medianWall(runs, key) / medianWall(runs, 'reference'), goal, also: { ok: failures === 0, note: `${failures} failures` } };
+}
+
+// "Median wall time (ratio to the reference): ..." for each implementation.
+function medianWalls(runs: readonly BurstRun[], implementations: readonly Implementation[]): string {
+  const reference = medianWall(runs, 'reference');
+  const each = implementations.map((implementation) => {
+    const value = medianWall(runs, implementation.key);
+    return `${implementation.label} ${(value / 1000).toFixed(2)} s${implementation.key === 'reference' ? '' : ` (${ratio(value, reference)})`}`;
+  });
+  return `Median wall time (ratio to the reference): ${each.join('; ')}.`;
+}
+
 function sequentialTarget(results: Results, key: Form, config: ConfigName, op: 'ADD' | 'DEL', goal: number, clock: Clock = 'runtime'): Target[] {
   const result = results.sequential?.results.find((candidate) => candidate.config === config);
   if (!result) return [];
@@ -97,18 +121,9 @@ function sequentialTarget(results: Results, key: Form, config: ConfigName, op: '
 }
 
 function parallelTarget(results: Results, key: Form, goal: number): Target[] {
-  const runs = results.parallel?.runs;
-  if (!runs) return [];
-  const wall = (wanted: Implementation['key']) => median(runs.filter((run) => run.implementation.key === wanted).map((run) => run.wallMs));
-  const failures = runs.filter((run) => run.implementation.key === key).reduce((sum, run) => sum + run.failures.length, 0);
-  return [
-    {
-      what: `${results.parallel?.count} parallel ADDs of config c, ${formLabel(results, key)} / reference wall (median of runs)`,
-      measured: wall(key) / wall('reference'),
-      goal,
-      also: { ok: failures === 0, note: `${failures} failures` },
-    },
-  ];
+  const parallel = results.parallel;
+  if (!parallel) return [];
+  return [wallTarget(`${parallel.count} parallel ADDs of config c, ${formLabel(results, key)} / reference wall (median of runs)`, parallel.runs, key, goal)];
 }
 
 // ADD (window p50) at 1,000 containers against 10: a shorter run says so instead of
@@ -208,16 +223,7 @@ function libcniTargets(results: Results): Target[] {
       also: { ok: failures === 0, note: `${failures} failures` },
     });
   }
-  const wall = (index: number) => median(libcni.parallel.filter((run) => run.implementation === libcni.implementations[index]).map((run) => run.wallMs));
-  const failures = libcni.parallel.filter((run) => run.implementation === libcni.implementations[daemon]).reduce((sum, run) => sum + run.failures.length, 0);
-  if (libcni.parallel.length > 0) {
-    found.push({
-      what: `parallel ADDs of config c, ${label} / reference wall (median of runs, libcni's clock)`,
-      measured: wall(daemon) / wall(0),
-      goal: residentParallelGoal,
-      also: { ok: failures === 0, note: `${failures} failures` },
-    });
-  }
+  if (libcni.parallel.length > 0) found.push(wallTarget(`parallel ADDs of config c, ${label} / reference wall (median of runs, libcni's clock)`, libcni.parallel, 'daemon', residentParallelGoal));
   return found;
 }
 
@@ -303,7 +309,6 @@ function libcniSection(results: Results): string {
   const title = "## Through libcni, on a Go runtime's clock (ms)";
   if ('problem' in libcni) return `${title}\n\nNot run: ${libcni.problem}.`;
   const { implementations } = libcni;
-  const header = ['config', 'op', implementations[0]?.label ?? 'reference', ...implementations.slice(1).flatMap((implementation) => [implementation.label, 'ratio'])];
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const result of libcni.sequential) {
@@ -316,16 +321,14 @@ function libcniSection(results: Results): string {
       if (failures.length > 0) notes.push(`- config ${result.config}, ${implementation.label}: ${failures.length} failed (first: ${failures[0]})`);
     }
   }
-  const wall = (implementation: Implementation) => median(libcni.parallel.filter((run) => run.implementation === implementation).map((run) => run.wallMs));
   const runs = libcni.parallel.map((run) => [run.implementation.label, (run.wallMs / 1000).toFixed(2), String(run.failures.length), ...cpuCells(run.daemonCpu)]);
-  const [reference] = implementations;
-  const walls = implementations.map((implementation) => `${implementation.label} ${(wall(implementation) / 1000).toFixed(2)} s${implementation === reference || !reference ? '' : ` (${ratio(wall(implementation), wall(reference))})`}`);
+  const runCount = libcni.parallel.filter((run) => run.implementation.key === 'reference').length;
   return [
     `${title}\n\nThe sequential and parallel runs again, each plugin chain run by libcni (bench/libcni/main.go), the library containerd, CRI-O and podman run plugins with, and timed by its Go clock: what those runtimes wait for. The sections above start every plugin from Node, whose spawn adds about a millisecond to each call and 0.8 ms of CPU (Go's os/exec: 0.2 ms), one spawn at a time. libcni also writes its result cache on each ADD and reads it on each DEL, as those runtimes do. Sequential: config a and c, ${warmUpPairs} untimed pairs per node first, then alternating rounds; p50 / p90 / max:\n`,
-    table(header, rows),
-    `\n${libcni.parallel[0] ? `${libcni.parallel.filter((run) => run.implementation === reference).length} run(s) of ` : ''}ADDs of config c started at once (one goroutine each), fresh node and daemon:\n`,
+    table(['config', 'op', ...compared(implementations)], rows),
+    `\n${runCount} run(s) of ADDs of config c started at once (one goroutine each), fresh node and daemon:\n`,
     table(['implementation', 'wall s', 'failures', ...cpuHeader], runs),
-    `\nMedian wall time (ratio to the reference): ${walls.join('; ')}.`,
+    `\n${medianWalls(libcni.parallel, implementations)}`,
     notes.length > 0 ? `\n${notes.join('\n')}` : '',
   ].join('\n');
 }
@@ -342,12 +345,6 @@ function parallelSection(results: Results): string {
     String(run.ruleset.duplicates),
     ...cpuCells(run.daemonCpu),
   ]);
-  const wall = (implementation: Implementation) => median(parallel.runs.filter((run) => run.implementation === implementation).map((run) => run.wallMs));
-  const [reference] = results.implementations;
-  const medians = results.implementations.map((implementation) => {
-    const value = wall(implementation);
-    return `${implementation.label} ${(value / 1000).toFixed(2)} s${implementation === reference ? '' : ` (${ratio(value, reference ? wall(reference) : Number.NaN)})`}`;
-  });
   const inside = parallel.runs.flatMap((run) => {
     if (run.daemonCalls.length === 0) return [];
     const plugins = [...new Set(run.daemonCalls.map((call) => call.plugin))];
@@ -361,7 +358,7 @@ function parallelSection(results: Results): string {
   return [
     `## ${parallel.count} ADDs of config c in parallel, fresh node\n\nA node's first burst: its daemon, started just before, serves its first calls (no warm-up, unlike the other sections). Rules: rule lines in the node's ruleset (Trestle: \`nft list ruleset\`; reference: \`iptables-save\`); duplicated: extra copies of an identical rule in the same chain. Daemon CPU: what the daemon used over the burst (/proc), its main thread (which runs the calls one at a time, so its total bounds the wall time from below) and all its threads (V8's compiler and GC, libuv's pool).\n`,
     table(['implementation', 'wall s', 'failures', 'duplicate addresses', 'rules', 'duplicated rules', ...cpuHeader], rows),
-    `\nMedian wall time (ratio to the reference): ${medians.join('; ')}.`,
+    `\n${medianWalls(parallel.runs, results.implementations)}`,
     inside.length > 0 ? `\n${inside.join('\n')}` : '',
     notes.length > 0 ? `\n${notes.join('\n')}` : '',
   ].join('\n');

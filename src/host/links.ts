@@ -30,7 +30,6 @@ export interface Link {
 
 const IFF_UP = 0x1;
 const IFF_PROMISC = 0x100;
-const bridgeVlanFiltering = 7;
 const bridgeMulticastSnooping = 23;
 const vethPeer = 1;
 const bridgePortMode = 4;
@@ -150,7 +149,6 @@ export interface BridgeSpec {
   name: string;
   mac: string;
   mtu?: number;
-  vlanFiltering?: boolean;
   // false: IGMP and MLD snooping off; otherwise the kernel's default (on).
   multicastSnooping?: boolean;
 }
@@ -169,8 +167,7 @@ export function createBridge(spec: BridgeSpec): HostOperation {
     what: `create bridge ${spec.name}`,
     tolerate: [Errno.exists],
     apply: (session) => {
-      const settings = [...(spec.vlanFiltering ? [u8Attribute(bridgeVlanFiltering, 1)] : []), ...(spec.multicastSnooping === false ? [u8Attribute(bridgeMulticastSnooping, 0)] : [])];
-      const data = settings.length > 0 ? [nestedAttribute(LinkInfo.data, settings)] : [];
+      const data = spec.multicastSnooping === false ? [nestedAttribute(LinkInfo.data, [u8Attribute(bridgeMulticastSnooping, 0)])] : [];
       session.socket.change(
         Rtm.newLink,
         Flags.create | Flags.exclusive,

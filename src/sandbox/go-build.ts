@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 
-export const goPath = process.env['TRESTLE_LIBCNI_GOPATH'] ?? '/usr/share/gocode';
-export const libcniSource = join(goPath, 'src', 'github.com', 'containernetworking', 'cni', 'libcni');
+const goPath = process.env['TRESTLE_LIBCNI_GOPATH'] ?? '/usr/share/gocode';
+const libcniSource = join(goPath, 'src', 'github.com', 'containernetworking', 'cni', 'libcni');
 
 // Why a libcni program cannot be built here, or undefined when it can.
 export async function goToolchainProblem(): Promise<string | undefined> {
