@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { unlinkSync } from 'node:fs';
 import { isSea } from 'node:sea';
 import { handleRequest } from '../cni/skel.js';
+import { loadNativeLibraries } from '../host/native/preload.js';
 import { runProgramsConcurrently } from '../util/exec.js';
 import { watchStoreDirectories } from '../ipam/disk-store.js';
 import { keepLocksBetweenCalls, releaseKeptLocks } from '../util/lock.js';
@@ -75,6 +76,8 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    const unavailable = loadNativeLibraries();
+    if (unavailable !== undefined) this.options.log(`native libraries: ${unavailable}`);
     await listen(this.server, this.options.source);
     const where = this.options.source.kind === 'path' ? this.options.source.path : `socket-activated fd ${this.options.source.fd}`;
     this.options.log(`listening on ${where} (pid ${process.pid}, build ${this.build ?? 'unknown'})`);
