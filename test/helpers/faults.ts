@@ -272,9 +272,15 @@ export type Trigger =
   | { kind: 'netlink'; nth: number };
 
 const delayMicroseconds = 150_000;
+// The nftables and rtnetlink triggers fire only once the test's poller has seen a send
+// held for a while (holdThreshold), and that poller shares two CPUs with the other
+// workers, strace and the plugins: with 150 ms, a slower machine saw only 23 of 40
+// nftables sends in time, and too few kills landed. A plugin makes one or two such
+// sendmsg calls, so a longer hold costs little.
+const nftDelayMicroseconds = 400_000;
 // Every send of a netlink message is delayed for the netlink trigger (strace cannot
 // pick rtnetlink changes among them), so each costs less.
-const netlinkDelayMicroseconds = 40_000;
+const netlinkDelayMicroseconds = 100_000;
 
 // strace arguments that delay the given calls at their entry or exit.
 export function syscallDelay(calls: string, when: 'delay_enter' | 'delay_exit', microseconds: number): string[] {
@@ -292,9 +298,9 @@ export function slowdownFor(trigger: Trigger): Slowdown {
     case 'state-temp':
       return { strace: syscallDelay('rename,renameat,renameat2', 'delay_enter', delayMicroseconds) };
     case 'nft-sending':
-      return { strace: syscallDelay('sendmsg', 'delay_enter', delayMicroseconds) };
+      return { strace: syscallDelay('sendmsg', 'delay_enter', nftDelayMicroseconds) };
     case 'nft-committed':
-      return { strace: syscallDelay('sendmsg', 'delay_exit', delayMicroseconds) };
+      return { strace: syscallDelay('sendmsg', 'delay_exit', nftDelayMicroseconds) };
     case 'netlink':
       return { strace: syscallDelay('sendto', 'delay_exit', netlinkDelayMicroseconds) };
     case 'timer':
@@ -459,7 +465,7 @@ function watch(sandbox: Sandbox, list: ConfList, trigger: Trigger, startedAt: nu
       return () => fired(filesBelow(firewallDir(sandbox)).some((name) => name.endsWith('.tmp')));
     case 'nft-sending':
     case 'nft-committed': {
-      const held = nftTransactionHeld(pid, delayMicroseconds);
+      const held = nftTransactionHeld(pid, nftDelayMicroseconds);
       return () => fired(held());
     }
     case 'netlink': {
