@@ -38,6 +38,16 @@ function holderOf(lockPath: string): string | undefined {
 // here needs (measured).
 const lockFs = { mkdirSync, realpathSync, rmdirSync, statSync, utimesSync };
 
+// The lock is someone else's: held, or gone from under us between our mkdir and
+// proper-lockfile's first look at it (its utimes and stat). Waiters that take over a
+// stale lock at once race there: one removes the lock another has just made (seen
+// with 25 DELs after a daemon was killed holding the firewall lock; the DEL failed
+// with "utime ...: ENOENT"). Either way, wait and try again.
+function takenMeanwhile(error: NodeJS.ErrnoException, lockPath: string): boolean {
+  if (error.code === 'ELOCKED') return true;
+  return error.code === 'ENOENT' && error.path === lockPath && (error.syscall === 'utime' || error.syscall === 'stat');
+}
+
 async function acquire(directory: string, lockPath: string): Promise<() => Promise<void>> {
   const started = Date.now();
   let holder: string | undefined;
@@ -62,7 +72,7 @@ async function acquire(directory: string, lockPath: string): Promise<() => Promi
       });
       return async () => release();
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+      if (!takenMeanwhile(error as NodeJS.ErrnoException, lockPath)) throw error;
     }
     const now = Date.now();
     const current = holderOf(lockPath);
