@@ -2,9 +2,8 @@ import { parseCniArgs } from '../cni/args.js';
 import { parseNetConf } from '../cni/config.js';
 import { parseHostLocalConfig, type HostLocalConfig } from '../ipam/host-local-config.js';
 import { DiskStore } from '../ipam/disk-store.js';
+import { inProcessIpamType as hostLocalType } from '../ipam/client.js';
 import type { PoolUsage } from './metrics.js';
-
-const hostLocalType = 'trestle-host-local';
 
 // The host-local stores this daemon has allocated from, remembered from the calls
 // themselves (a daemon serves whatever networks its runtime has), for the address

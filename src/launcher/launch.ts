@@ -3,7 +3,7 @@
 // bridge ADD spends loading code (measured here); Node 20 has no built-in compile
 // cache. One cache per CNI command, written after that command's first run, so it
 // holds exactly the functions that command compiles. `trestle daemon` has one of its
-// own (see daemonCache).
+// own (see daemonRole).
 import { closeSync, fstatSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Script } from 'node:vm';
@@ -44,30 +44,28 @@ function cacheName(bundle: string, fd: number, role: string): string {
 // and VERSION (measured here, 50 ADDs of bridge + portmap): what the first daemon to
 // exit happened to have run. So a daemon writes its cache at exit whenever it holds
 // more than the one it loaded, and shares none with the short CLI commands.
-function daemonCache(): boolean {
-  return process.env['CNI_COMMAND'] === undefined && process.argv[2] === 'daemon';
-}
+const daemonRole = 'DAEMON';
 
 function cacheRole(): string {
-  const command = process.env['CNI_COMMAND'] ?? '';
-  if (commands.has(command)) return command;
-  return daemonCache() ? 'DAEMON' : 'CLI';
+  const command = process.env['CNI_COMMAND'];
+  if (command !== undefined) return commands.has(command) ? command : 'CLI';
+  return process.argv[2] === 'daemon' ? daemonRole : 'CLI';
 }
 
 export function launch(bundle: string): void {
   const fd = openSync(bundle, 'r');
-  const cacheFile = cacheName(bundle, fd, cacheRole());
+  const role = cacheRole();
+  const cacheFile = cacheName(bundle, fd, role);
   const source = readFileSync(fd, 'utf8');
   closeSync(fd);
   const cachedData = readCache(cacheFile);
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
   const script = new Script(wrapped, cachedData ? { filename: bundle, cachedData } : { filename: bundle });
-  if (!cachedData || script.cachedDataRejected === true) {
-    process.once('exit', () => writeCache(cacheFile, script.createCachedData()));
-  } else if (daemonCache()) {
+  const unusable = !cachedData || script.cachedDataRejected === true;
+  if (unusable || role === daemonRole) {
     process.once('exit', () => {
       const data = script.createCachedData();
-      if (data.length > cachedData.length) writeCache(cacheFile, data);
+      if (unusable || data.length > (cachedData?.length ?? 0)) writeCache(cacheFile, data);
     });
   }
   const body = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void;
